@@ -1,0 +1,103 @@
+"""Turn feature dicts into the router's input vectors: numbers standardised online, nominal values one-hot.
+
+The layout grows as features and categories appear (new columns go at the end, old ones never move), which is why
+the router grows its input layer instead of being rebuilt.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+class FeatureEncoder:
+    """Online standardiser and one-hot encoder for dicts of features.
+
+    Numeric values (int, float, but not bool) are centred and scaled by a running mean and variance (merged batch by
+    batch with Chan's update, as exact as Welford's); anything else is nominal and gets a 0/1 column per category seen. A missing feature, a missing numeric value (None or
+    NaN) and an unseen category encode as all zeros, i.e. "at the mean" / "none of the known categories".
+    Columns and statistics change only in `learn_many`: `transform_many` never mutates the encoder.
+
+    >>> enc = FeatureEncoder()
+    >>> enc.learn_many([{"a": 1.0, "c": "red"}, {"a": 3.0, "c": "blue"}])
+    >>> [round(float(v), 3) for v in enc.transform_many([{"a": 3.0, "c": "blue"}])[0]]
+    [0.707, 0.0, 1.0]
+    >>> enc.columns
+    ['a', 'c=red', 'c=blue']
+    """
+
+    def __init__(self):
+        self.columns: list[str] = []
+        self._numeric: dict[str, int] = {}  # feature -> column
+        self._nominal: dict[tuple[str, object], int] = {}  # (feature, category) -> column
+        self._count = np.zeros(0)
+        self._mean = np.zeros(0)
+        self._m2 = np.zeros(0)
+        self._scaled = np.zeros(0, dtype=bool)  # True for numeric columns
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.columns)
+
+    def _add_column(self, name: str, numeric: bool) -> int:
+        self.columns.append(name)
+        self._count = np.append(self._count, 0.0)
+        self._mean = np.append(self._mean, 0.0)
+        self._m2 = np.append(self._m2, 0.0)
+        self._scaled = np.append(self._scaled, numeric)
+        return len(self.columns) - 1
+
+    def _raw(self, xs) -> np.ndarray:
+        """Unscaled values: numeric columns hold the value (NaN when missing), one-hot columns hold 0/1."""
+        out = np.full((len(xs), self.n_columns), np.nan)
+        out[:, ~self._scaled] = 0.0
+        numeric, nominal = self._numeric, self._nominal
+        for i, x in enumerate(xs):
+            row = out[i]
+            for name, value in x.items():
+                if isinstance(value, numbers.Number) and not isinstance(value, bool):
+                    col = numeric.get(name)
+                    if col is not None:
+                        row[col] = value
+                elif value is not None:
+                    col = nominal.get((name, value))
+                    if col is not None:
+                        row[col] = 1.0
+        return out
+
+    def learn_many(self, xs) -> None:
+        """Add any new features/categories as columns, then update the running statistics."""
+        for x in xs:
+            for name, value in x.items():
+                if isinstance(value, numbers.Number) and not isinstance(value, bool):
+                    if name not in self._numeric:
+                        self._numeric[name] = self._add_column(name, numeric=True)
+                elif value is not None and (name, value) not in self._nominal:
+                    self._nominal[(name, value)] = self._add_column(f"{name}={value}", numeric=False)
+        raw = self._raw(xs)[:, self._scaled]
+        n_b = (~np.isnan(raw)).sum(axis=0).astype(float)
+        if not n_b.any():
+            return
+        with np.errstate(invalid="ignore"):
+            mean_b = np.where(n_b > 0, np.nanmean(np.where(n_b > 0, raw, 0.0), axis=0), 0.0)
+            m2_b = np.nansum((raw - mean_b) ** 2, axis=0)
+        n_a, mean_a = self._count[self._scaled], self._mean[self._scaled]
+        n = n_a + n_b
+        delta = mean_b - mean_a
+        safe_n = np.maximum(n, 1.0)
+        self._mean[self._scaled] = mean_a + delta * n_b / safe_n
+        self._m2[self._scaled] += m2_b + delta**2 * n_a * n_b / safe_n
+        self._count[self._scaled] = n
+
+    def transform_many(self, xs) -> np.ndarray:
+        """Encode a batch into a float32 matrix of shape (len(xs), n_columns)."""
+        raw = self._raw(xs)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(self._m2 / np.maximum(self._count - 1.0, 1.0))
+        std[~(std > 1e-12)] = 1.0
+        z = np.where(self._scaled, (raw - self._mean) / std, raw)
+        z[np.isnan(z)] = 0.0
+        np.clip(z, -10.0, 10.0, out=z)  # one wild value must not blow up the router
+        return z.astype(np.float32)
+

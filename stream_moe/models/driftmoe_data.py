@@ -51,7 +51,7 @@ class DriftMoEData(Mixture):
     ...     model.learn_one(x, y)
     >>> metric
     Accuracy: 87.20%
-    >>> (model.usage_ > 0).all()
+    >>> bool((model.usage_ > 0).all())
     True
 
     References

@@ -1,0 +1,89 @@
+"""The synthetic drift benchmarks of DriftMoE, built from river's generators, reproducible from a seed.
+
+At the benchmark length of 1,000,000 the drifts are centred at 250k, 500k and 750k, with width 50 (abrupt) or 50,000
+(gradual), as in the paper. A shorter `n` compresses the same schedule (drifts at n/4, n/2, 3n/4, gradual width n/20),
+so a short run still crosses every concept.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+from river.datasets import synth
+
+BENCHMARK_LENGTH = 1_000_000
+LED_DRIFTING_ATTRIBUTES = (1, 3, 5, 7)
+SEA_VARIANTS = (0, 1, 3, 0)  # SEA functions 1 -> 2 -> 4 -> 1 (thresholds 8, 9, 9.5, 8)
+
+
+def drift_schedule(n: int, gradual: bool) -> tuple[list[int], int]:
+    """Drift centres and width for a stream of length n."""
+    centres = [n // 4, n // 2, 3 * n // 4]
+    return centres, (n // 20 if gradual else 50)
+
+
+def _chain(concepts: list, n: int, gradual: bool, seed: int):
+    """Concepts one after another through nested ConceptDriftStreams.
+
+    river counts positions per stream and a nested stream only advances when it is drawn from, so each nesting level
+    takes the distance between consecutive centres as its position.
+    """
+    centres, width = drift_schedule(n, gradual)
+    gaps = [centres[0]] + [b - a for a, b in zip(centres, centres[1:])]
+    stream = concepts[-1]
+    for i in range(len(concepts) - 2, -1, -1):
+        stream = synth.ConceptDriftStream(concepts[i], stream, position=gaps[i], width=width, seed=seed + 100 + i)
+    return stream
+
+
+def led(n: int, seed: int, gradual: bool):
+    concepts = [
+        synth.LEDDrift(seed=seed + i, noise_percentage=0.1, irrelevant_features=True, n_drift_features=k)
+        for i, k in enumerate(LED_DRIFTING_ATTRIBUTES)
+    ]
+    return _chain(concepts, n, gradual, seed)
+
+
+def sea(n: int, seed: int, gradual: bool):
+    concepts = [synth.SEA(variant=v, noise=0.1, seed=seed + i) for i, v in enumerate(SEA_VARIANTS)]
+    return _chain(concepts, n, gradual, seed)
+
+
+def rbf(n: int, seed: int, change_speed: float, n_classes: int):
+    return synth.RandomRBFDrift(
+        seed_model=seed,
+        seed_sample=seed + 1,
+        n_classes=n_classes,
+        n_features=10,
+        n_centroids=50,
+        change_speed=change_speed,
+        n_drift_centroids=50,
+    )
+
+
+GENERATORS = {
+    "led_a": (functools.partial(led, gradual=False), "LED, 24 attributes (7 relevant), 10% noise, abrupt drifts"),
+    "led_g": (functools.partial(led, gradual=True), "LED, 24 attributes (7 relevant), 10% noise, gradual drifts"),
+    "sea_a": (functools.partial(sea, gradual=False), "SEA, functions 1-2-4-1, 10% noise, abrupt drifts"),
+    "sea_g": (functools.partial(sea, gradual=True), "SEA, functions 1-2-4-1, 10% noise, gradual drifts"),
+    "rbf_m": (functools.partial(rbf, change_speed=1e-4, n_classes=2), "RandomRBF, 50 drifting centroids, speed 1e-4, 2 classes"),
+    "rbf_f": (functools.partial(rbf, change_speed=1e-3, n_classes=2), "RandomRBF, 50 drifting centroids, speed 1e-3, 2 classes"),
+    "rbf_m5": (functools.partial(rbf, change_speed=1e-4, n_classes=5), "RandomRBF, 50 drifting centroids, speed 1e-4, 5 classes"),
+    "rbf_f5": (functools.partial(rbf, change_speed=1e-3, n_classes=5), "RandomRBF, 50 drifting centroids, speed 1e-3, 5 classes"),
+}
+
+
+def generate(name: str, n: int = BENCHMARK_LENGTH, seed: int = 1):
+    """The first `n` (x, y) pairs of benchmark `name`.
+
+    >>> [y for _, y in generate("sea_a", n=8, seed=1)]
+    [True, False, True, False, False, False, False, True]
+    """
+    build, _ = GENERATORS[name]
+    return itertools.islice(build(n=n, seed=seed), n)
+
+
+def drifts(name: str, n: int) -> list[int]:
+    """Drift centres of a generated benchmark of length n (none for RandomRBF, which drifts all the time)."""
+    return drift_schedule(n, gradual=False)[0] if name.startswith(("led", "sea")) else []

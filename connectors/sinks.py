@@ -1,0 +1,52 @@
+"""File sinks: predictions and dead letters as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from stream_moe.events import DeadLetter, Prediction
+
+
+class JsonlPredictionSink:
+    """Appends each prediction as one JSON object per line, in the wire format of DESIGN.md."""
+
+    def __init__(self, path: str | pathlib.Path, model_name: str, model_version: str):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self.model_name = model_name
+        self.model_version = model_version
+
+    def write(self, predictions: list[Prediction]) -> None:
+        self._file.writelines(
+            json.dumps(p.to_json(self.model_name, self.model_version), default=str) + "\n" for p in predictions
+        )
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class JsonlDeadLetterSink:
+    """Appends dead letters (raw input, reason, position) as JSON lines; keeps the first `keep` for reports."""
+
+    def __init__(self, path: str | pathlib.Path, keep: int = 10):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self.keep = keep
+        self.first: list[dict] = []
+
+    def write(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            record = letter.to_json()
+            if len(self.first) < self.keep:
+                self.first.append(record)
+            self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

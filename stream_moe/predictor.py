@@ -1,0 +1,46 @@
+"""Any river classifier seen by the event loop as a batch predictor and learner.
+
+Models with stream-moe's batch methods (the mixtures: `predict_detail_many` and `learn_many` on lists of dicts) get
+whole micro-batches; others (river's baselines, whose `*_many` methods, where present, take DataFrames) are called
+once per event, in order.
+"""
+
+from __future__ import annotations
+
+from river import base
+
+from stream_moe.events import Event, Prediction
+
+
+class Predictor:
+    """Wraps a classifier with its name and version for the predictions it emits.
+
+    `learned` counts the labelled events the model has learned: the loop's and the checkpoints' proof that each was
+    learned exactly once.
+    """
+
+    def __init__(self, model: base.Classifier, name: str, version: str = "0"):
+        self.model = model
+        self.name = name
+        self.version = version
+        self.learned = 0
+        self._batched = hasattr(model, "predict_detail_many")
+
+    def predict(self, events: list[Event]) -> list[Prediction]:
+        xs = [e.x for e in events]
+        if self._batched:
+            details = self.model.predict_detail_many(xs)
+        else:
+            details = [(self.model.predict_proba_one(x), []) for x in xs]
+        return [
+            Prediction(e.id, max(proba, key=proba.__getitem__) if proba else None, proba, experts, e.key, e.ts)
+            for e, (proba, experts) in zip(events, details)
+        ]
+
+    def learn(self, xs: list[dict], ys: list) -> None:
+        if self._batched:
+            self.model.learn_many(xs, ys)
+        else:
+            for x, y in zip(xs, ys):
+                self.model.learn_one(x, y)
+        self.learned += len(ys)

@@ -58,7 +58,7 @@ class PrequentialEvaluator:
     >>> ev = PrequentialEvaluator(window=4, record_every=2)
     >>> for y, p in [("a", "a"), ("a", "b"), ("b", "b"), ("b", "b"), ("a", "a")]:
     ...     ev.update(y, p)
-    >>> round(ev.cumulative()["accuracy"], 2), round(ev.windowed()["accuracy"], 2)
+    >>> round(ev.cumulative()["accuracy"], 2), round(ev.windowed()["window_accuracy"], 2)
     (0.8, 0.75)
     >>> [h["n"] for h in ev.history]
     [2, 4]

@@ -1,9 +1,9 @@
 """The event loop shared by the daemon and offline replay: source -> decode -> predict -> sinks -> learn.
 
 It works in micro-batches: decode the batch (bad records go to the dead-letter sink with their reason and position),
-predict it at once, emit the predictions, score the labelled ones, then learn them in arrival order (test-then-train).
-Within a batch every event is predicted before any of the batch is learned; with batches of one this is the classic
-prequential protocol.
+then hand it to the model at once, which predicts and learns it test-then-train in arrival order (each event is
+predicted by a model that has learned every earlier labelled event; batch models route the whole batch in one call),
+then emit the predictions and score the labelled ones.
 """
 
 from __future__ import annotations
@@ -103,19 +103,13 @@ class EventLoop:
                 self.dead_letters.write(letters)
 
         t0 = time.perf_counter()
-        predictions = self.predictor.predict(events)
+        predictions = self.predictor.process(events)
         self.stats.model_seconds += time.perf_counter() - t0
         for sink in self.sinks:
             sink.write(predictions)
-
         labelled = [i for i, e in enumerate(events) if e.y is not None]
-        if labelled:
-            ys = [events[i].y for i in labelled]
-            if self.evaluator is not None:
-                self.evaluator.update_many(ys, [predictions[i].y_pred for i in labelled])
-            t0 = time.perf_counter()
-            self.predictor.learn([events[i].x for i in labelled], ys)
-            self.stats.model_seconds += time.perf_counter() - t0
+        if self.evaluator is not None and labelled:
+            self.evaluator.update_many([events[i].y for i in labelled], [predictions[i].y_pred for i in labelled])
 
         self.stats.records += len(records)
         self.stats.predictions += len(predictions)

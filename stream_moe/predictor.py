@@ -1,6 +1,6 @@
 """Any river classifier seen by the event loop as a batch predictor and learner.
 
-Models with stream-moe's batch methods (the mixtures: `predict_detail_many` and `learn_many` on lists of dicts) get
+Models with stream-moe's batch methods (the mixtures: `predict_learn_many` and `learn_many` on lists of dicts) get
 whole micro-batches; others (river's baselines, whose `*_many` methods, where present, take DataFrames) are called
 once per event, in order.
 """
@@ -24,20 +24,26 @@ class Predictor:
         self.name = name
         self.version = version
         self.learned = 0
-        self._batched = hasattr(model, "predict_detail_many")
+        self._batched = hasattr(model, "predict_learn_many")
 
-    def predict(self, events: list[Event]) -> list[Prediction]:
-        xs = [e.x for e in events]
+    def process(self, events: list[Event]) -> list[Prediction]:
+        """Test-then-train over the batch in arrival order: each event is predicted, then learned if it has a label."""
         if self._batched:
-            details = self.model.predict_detail_many(xs)
+            details = self.model.predict_learn_many([e.x for e in events], [e.y for e in events])
         else:
-            details = [(self.model.predict_proba_one(x), []) for x in xs]
+            details = []
+            for e in events:
+                details.append((self.model.predict_proba_one(e.x), []))
+                if e.y is not None:
+                    self.model.learn_one(e.x, e.y)
+        self.learned += sum(e.y is not None for e in events)
         return [
             Prediction(e.id, max(proba, key=proba.__getitem__) if proba else None, proba, experts, e.key, e.ts)
             for e, (proba, experts) in zip(events, details)
         ]
 
     def learn(self, xs: list[dict], ys: list) -> None:
+        """Learn labels that arrived after their events were predicted."""
         if self._batched:
             self.model.learn_many(xs, ys)
         else:

@@ -53,48 +53,55 @@ class DriftMoETask(Mixture):
     ):
         super().__init__(expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight, device, seed)
 
-    def _n_router_outputs(self) -> int:
-        return len(self.classes_)
+    def _ready(self) -> bool:
+        return hasattr(self, "router_")
 
-    def _build(self, n_outputs: int) -> None:
-        super()._build(n_outputs)
-        self.pool_ = ExpertPool(self._expert_prototype(), n_outputs)
+    def _build(self) -> None:
+        self.pool_ = ExpertPool(self._expert_prototype())
+        self.rng_ = np.random.default_rng(self.seed)
 
     def _on_new_class(self, y) -> None:
-        if self._built():  # before the first build, `_build` sizes everything from `classes_`
-            self.pool_.add()
+        self.pool_.add()
+        if hasattr(self, "router_"):
             self.router_.add_output()
+        else:
+            self.router_ = self._new_router(1)
 
-    def _expert_positive(self, xs) -> np.ndarray:
+    def _positive(self, xs) -> np.ndarray:
         """Each class expert's probability that the row is of its class, shape (B, C); 0.5 when it knows nothing."""
         n, c = len(xs), len(self.classes_)
         proba = self.pool_.proba(xs, np.broadcast_to(np.arange(c), (n, c)), [False, True])
         total = proba.sum(axis=2)
         return np.where(total > 0, proba[:, :, 1] / np.where(total > 0, total, 1.0), 0.5)
 
-    def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
-        if not self._built():
-            return [({}, []) for _ in xs]
-        p = self._expert_positive(xs)
-        r = 1.0 / (1.0 + np.exp(-self.router_.scores(self.encoder_.transform_many(xs))))
-        q = r * p + (1.0 - r) * (1.0 - p)
-        experts = list(range(len(self.classes_)))
-        return [(proba, experts) for proba in self._to_dicts(q)]
+    @staticmethod
+    def _combine(logits: np.ndarray, positive: np.ndarray) -> np.ndarray:
+        """q = r p + (1 - r)(1 - p) with r the router's reliability; outputs not scored yet count as r = 0.5."""
+        logits = np.pad(logits, [(0, 0)] * (logits.ndim - 1) + [(0, positive.shape[-1] - logits.shape[-1])])
+        r = 1.0 / (1.0 + np.exp(-logits))
+        return r * positive + (1.0 - r) * (1.0 - positive)
 
-    def learn_many(self, xs, ys) -> None:
-        xs, ys = list(xs), list(ys)
-        if not xs:
-            return
-        z = self._encode_for_learning(xs, ys)
-        y_idx = np.array([self._class_index[y] for y in ys])
-        is_class = y_idx[:, None] == np.arange(len(self.classes_))
-        p = self._expert_positive(xs)
-        mask = (p > 0.5) == is_class
-        none_right = ~mask.any(axis=1)
-        if none_right.any():
-            closeness = np.where(is_class, p, 1.0 - p)[none_right]
-            best = np.argmax(closeness + self.rng_.random(closeness.shape) * 1e-9, axis=1)
-            mask[np.flatnonzero(none_right), best] = True
-        for c in range(len(self.classes_)):
-            self.pool_.learn(c, xs, is_class[:, c].tolist())
-        self.router_.observe(z, mask)
+    def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
+        if not self._ready():
+            return [({}, []) for _ in xs]
+        scores = self._combine(self.router_.scores(self.encoder_.transform_many(xs)), self._positive(xs))
+        experts = list(range(len(self.classes_)))
+        return [(self._to_dict(row), experts) for row in scores]
+
+    def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
+        detail: tuple[dict, list[int]] = ({}, [])
+        positive = self._positive([x])[0] if self.classes_ else np.zeros(0)
+        if self.classes_:
+            detail = (self._to_dict(self._combine(logits, positive)), list(range(len(self.classes_))))
+        if y is None:
+            return detail, None
+
+        c = self._register_class(y)
+        positive = np.pad(positive, (0, len(self.classes_) - len(positive)), constant_values=0.5)
+        is_class = np.arange(len(self.classes_)) == c
+        right = (positive > 0.5) == is_class
+        if not right.any():
+            right[self._tie_break(np.where(is_class, positive, 1.0 - positive))] = True
+        for e in range(len(self.classes_)):
+            self.pool_.learn(e, [x], [bool(is_class[e])])
+        return detail, right.astype(np.float32)

@@ -13,14 +13,19 @@ from stream_moe.models.router import Router
 
 
 class Mixture(base.Classifier, abc.ABC):
-    """Base of the DriftMoE classifiers: a `FeatureEncoder`, a `Router` and an expert pool, all built lazily.
+    """Base of the DriftMoE classifiers: a `FeatureEncoder`, a `Router` and an expert pool, built lazily.
 
-    The `_one` methods are the `_many` methods on a batch of one. `predict_proba_many(xs)` gives for each row exactly
-    what `predict_proba_one` gives (one router call for the whole batch; prediction never changes the model).
-    `learn_many(xs, ys)` equals `learn_one` on each row in order, except that the input statistics, the router's gate
-    and the experts' answers used for the correctness mask and for routing are those of the start of the batch
-    (with the encoder's statistics already including the batch), and a router update that falls due inside the batch
-    runs at its end. With batches of one, the two coincide.
+    Batch methods and how they relate to the `_one` methods:
+
+    - `predict_detail_many(xs)` / `predict_proba_many(xs)`: for each row exactly what `predict_proba_one` gives, with
+      one router call for the batch. Prediction never changes the model.
+    - `predict_learn_many(xs, ys)`: test-then-train over the batch, i.e. `predict_proba_one(x)` then (when `y` is not
+      None) `learn_one(x, y)` for each row in order, returning the predictions. The experts are exactly as in that
+      sequence (each row is predicted by experts that learned every earlier row). What differs: the router is called
+      once for the batch, so every row is routed by the router and input statistics of the batch start (the statistics
+      already including the batch's inputs), and a router update that falls due inside the batch runs at its end.
+      With batches of one there is no difference.
+    - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
     """
 
     def __init__(
@@ -49,18 +54,11 @@ class Mixture(base.Classifier, abc.ABC):
     def _multiclass(self):
         return True
 
-    @property
-    def n_seen_(self) -> int:
-        return getattr(self, "_n_seen", 0)
-
-    def _built(self) -> bool:
-        return hasattr(self, "router_")
-
     def _expert_prototype(self) -> base.Classifier:
         return self.expert if self.expert is not None else default_expert()
 
-    def _build(self, n_outputs: int) -> None:
-        self.router_ = Router(
+    def _new_router(self, n_outputs: int) -> Router:
+        return Router(
             n_inputs=self.encoder_.n_columns,
             n_outputs=n_outputs,
             hidden=tuple(self.hidden),
@@ -72,39 +70,70 @@ class Mixture(base.Classifier, abc.ABC):
             device=self.device,
             seed=self.seed,
         )
-        self.rng_ = np.random.default_rng(self.seed)
 
-    def _encode_for_learning(self, xs, ys) -> np.ndarray:
-        """Register new classes and features, update the statistics, and encode the batch (the router grows to fit)."""
-        if not hasattr(self, "encoder_"):
-            self.encoder_ = FeatureEncoder()
-            self.classes_: list = []
-            self._class_index: dict = {}
-            self._n_seen = 0
-        for y in ys:
-            if y not in self._class_index:
-                self._class_index[y] = len(self.classes_)
-                self.classes_.append(y)
-                self._on_new_class(y)
-        self.encoder_.learn_many(xs)
-        if not self._built():
-            self._build(self._n_router_outputs())
-        self.router_.grow_inputs(self.encoder_.n_columns)
-        self._n_seen += len(ys)
-        return self.encoder_.transform_many(xs)
+    def _register_class(self, y) -> int:
+        """Index of class y, registering it (and growing what follows the classes) on first sight."""
+        index = self._class_index.get(y)
+        if index is None:
+            index = self._class_index[y] = len(self.classes_)
+            self.classes_.append(y)
+            self._on_new_class(y)
+        return index
 
     def _on_new_class(self, y) -> None:
         """Hook for variants whose structure follows the classes."""
 
     @abc.abstractmethod
-    def _n_router_outputs(self) -> int: ...
+    def _ready(self) -> bool:
+        """Whether the model can predict anything yet."""
+
+    @abc.abstractmethod
+    def _build(self) -> None:
+        """Create the learned state when the first labelled data arrives (the encoder exists by then)."""
+
+    @abc.abstractmethod
+    def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
+        """Predict one row with its gate logits, then learn it if `y` is not None; returns (prediction, router mask)."""
 
     @abc.abstractmethod
     def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
         """For each row: class probabilities and the indices of the experts that produced them."""
 
-    @abc.abstractmethod
-    def learn_many(self, xs, ys) -> None: ...
+    def predict_learn_many(self, xs, ys) -> list[tuple[dict, list[int]]]:
+        xs, ys = list(xs), list(ys)
+        labelled = [x for x, y in zip(xs, ys) if y is not None]
+        if labelled:
+            first = not hasattr(self, "encoder_")
+            if first:
+                self.encoder_ = FeatureEncoder()
+                self.classes_: list = []
+                self._class_index: dict = {}
+            self.encoder_.learn_many(labelled)
+            if first:
+                self._build()
+            elif hasattr(self, "router_"):
+                self.router_.grow_inputs(self.encoder_.n_columns)
+        if not hasattr(self, "encoder_"):
+            return [({}, []) for _ in xs]
+        z = self.encoder_.transform_many(xs)
+        logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
+        out, rows, masks = [], [], []
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            detail, mask = self._step(x, y, logits[i])
+            out.append(detail)
+            if mask is not None:
+                rows.append(i)
+                masks.append(mask)
+        if masks:
+            width = self.router_.n_outputs  # experts (outputs) added during the batch were not right before it
+            self.router_.observe(z[rows], np.stack([np.pad(m, (0, width - len(m))) for m in masks]))
+        return out
+
+    def learn_many(self, xs, ys) -> None:
+        self.predict_learn_many(xs, ys)
+
+    def learn_one(self, x, y) -> None:
+        self.predict_learn_many([x], [y])
 
     def predict_proba_many(self, xs) -> list[dict]:
         return [proba for proba, _ in self.predict_detail_many(xs)]
@@ -112,12 +141,13 @@ class Mixture(base.Classifier, abc.ABC):
     def predict_proba_one(self, x) -> dict:
         return self.predict_detail_many([x])[0][0]
 
-    def learn_one(self, x, y) -> None:
-        self.learn_many([x], [y])
+    def _to_dict(self, scores: np.ndarray) -> dict:
+        """Non-negative class scores to probabilities; no information at all becomes uniform over the known classes."""
+        total = scores.sum()
+        probs = scores / total if total > 0 else np.full(len(scores), 1.0 / len(scores))
+        return dict(zip(self.classes_, probs.tolist()))
 
-    def _to_dicts(self, proba: np.ndarray) -> list[dict]:
-        """Rows of class probabilities to dicts; a row with no information becomes uniform over the known classes."""
-        totals = proba.sum(axis=1, keepdims=True)
-        proba = np.where(totals > 0, proba / np.where(totals > 0, totals, 1.0), 1.0 / proba.shape[1])
-        classes = self.classes_
-        return [dict(zip(classes, row.tolist())) for row in proba]
+    def _tie_break(self, scores: np.ndarray) -> int:
+        """Argmax with exact ties broken at random (an untrained pool answers all zeros)."""
+        best = np.flatnonzero(scores == scores.max())
+        return int(best[0] if len(best) == 1 else self.rng_.choice(best))

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+import torch
+
 COMMANDS = ("replay", "streams")
 
 EPILOG = """\
@@ -32,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: the router's matrices are small, and more threads only spin)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"stream_moe.commands.{name}").register(subparsers)
@@ -40,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
 

@@ -22,6 +22,15 @@ from stream_moe.events import DecodeError, Event, Position, Record
 
 MISSING = {"?", ""}
 CSV_SNIFF_ROWS = 1000
+NUMERIC_SHARE = 0.95  # a CSV column is numeric when this share of its first values are numbers; the rest are bad rows
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 @dataclasses.dataclass
@@ -160,8 +169,8 @@ def open_csv(
     """Source (of at most `limit` rows) and decoder for a CSV file with a header row (scikit-multiflow's stream files
     are such).
 
-    Column types come from the first rows: a column is numeric when every value there parses as a number, unless named
-    in `nominal`. The target is the last column unless named; integer-valued targets become int labels.
+    Column types come from the first rows: a column is numeric when at least 95% of its values there parse as numbers
+    (so one typo does not turn it nominal; that row is then refused), unless named in `nominal`. The target is the last column unless named; integer-valued targets become int labels.
     """
     path = pathlib.Path(path)
     handle = _open_text(path)
@@ -178,18 +187,14 @@ def open_csv(
     rows = [r for r in rows if len(r) == len(names)]
     nominal = set(nominal) | {target}
 
-    def is_number(text: str) -> bool:
-        try:
-            float(text)
-            return True
-        except ValueError:
-            return False
+    def share(i: int, test) -> float:
+        values = [r[i] for r in rows if r[i] not in MISSING]
+        return sum(map(test, values)) / len(values) if values else 0.0
 
-    def all_match(i: int, test) -> bool:
-        return all(test(r[i]) for r in rows if r[i] not in MISSING)
-
-    columns = [Column(n, numeric=n not in nominal and all_match(i, is_number)) for i, n in enumerate(names)]
-    int_labels = all_match(names.index(target), lambda t: t.lstrip("-").isdigit())
+    columns = [
+        Column(n, numeric=n not in nominal and share(i, is_number) >= NUMERIC_SHARE) for i, n in enumerate(names)
+    ]
+    int_labels = share(names.index(target), lambda t: t.lstrip("-").isdigit()) == 1.0
     decoder = RowDecoder(columns, target, source=path.name, int_labels=int_labels)
     records = (Record(line, Position(path.name, number)) for number, line in itertools.chain(sniffed, lines))
     return IterableSource(path.name, records, close=handle.close, limit=limit), decoder

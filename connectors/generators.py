@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
+import random
 
 from river.datasets import synth
 
@@ -23,17 +25,33 @@ def drift_schedule(n: int, gradual: bool) -> tuple[list[int], int]:
     return centres, (n // 20 if gradual else 50)
 
 
-def _chain(concepts: list, n: int, gradual: bool, seed: int):
-    """Concepts one after another through nested ConceptDriftStreams.
+def concept_drift(stream, drift_stream, position: int, width: int, seed: int):
+    """river's `ConceptDriftStream` (same draws, same sigmoid), without its overflow: river evaluates
+    exp(-4 (t - p) / w) directly, which overflows once t is more than ~177 widths before the centre (width 50 at
+    position 250,000), so the abrupt 1M benchmarks cannot be generated with it.
+    """
+    rng = random.Random(seed)
+    before, after = iter(stream), iter(drift_stream)
+    for t in itertools.count(1):
+        v = -4.0 * (t - position) / width
+        p_drift = 0.0 if v > 700.0 else 1.0 / (1.0 + math.exp(v))
+        try:
+            yield next(before) if rng.random() > p_drift else next(after)
+        except StopIteration:
+            return
 
-    river counts positions per stream and a nested stream only advances when it is drawn from, so each nesting level
-    takes the distance between consecutive centres as its position.
+
+def _chain(concepts: list, n: int, gradual: bool, seed: int):
+    """Concepts one after another through nested concept drifts.
+
+    As in river and MOA, positions count per stream and a nested stream only advances when it is drawn from, so each
+    nesting level takes the distance between consecutive centres as its position.
     """
     centres, width = drift_schedule(n, gradual)
     gaps = [centres[0]] + [b - a for a, b in zip(centres, centres[1:])]
     stream = concepts[-1]
     for i in range(len(concepts) - 2, -1, -1):
-        stream = synth.ConceptDriftStream(concepts[i], stream, position=gaps[i], width=width, seed=seed + 100 + i)
+        stream = concept_drift(concepts[i], stream, position=gaps[i], width=width, seed=seed + 100 + i)
     return stream
 
 

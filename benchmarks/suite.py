@@ -1,0 +1,119 @@
+"""Benchmark suite: models x streams x seeds through the replay loop; a markdown table and a results file.
+
+    python benchmarks/suite.py --streams elec,sea_a --models driftmoe-data,arf:10 --n 200000 --seeds 1,2
+
+A model is `name[:size][:param=value,...]`, e.g. `arf:10` or `driftmoe-data::prediction='mixture',router_batch=32`.
+Each finished run is appended to `<out>/runs.jsonl` at once (a long suite that is interrupted keeps what it did, and a
+rerun skips the runs already there); the table is printed and written to `<out>/table.md` at the end. Streams whose
+data file is absent are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import pathlib
+import statistics
+import sys
+
+import torch
+
+from connectors.benchmarks import StreamUnavailable, open_stream
+from stream_moe.config import load_settings
+from stream_moe.models.registry import build_model
+from stream_moe.predictor import Predictor
+from stream_moe.replay import ReplayOptions, replay
+
+DEFAULT_STREAMS = "elec,sea_a,sea_g,led_a,led_g,rbf_m,rbf_f,airlines,covtype"
+DEFAULT_MODELS = "driftmoe-data,driftmoe-task,hoeffding-tree,arf:10"
+
+
+def parse_model(spec: str) -> tuple[str, int | None, dict]:
+    """'name[:size][:p=v,...]' -> (name, size, params); values are Python literals."""
+    name, _, rest = spec.partition(":")
+    size_text, _, params_text = rest.partition(":")
+    params = {}
+    for item in filter(None, params_text.split(",")):
+        key, _, value = item.partition("=")
+        params[key] = ast.literal_eval(value)
+    return name, int(size_text) if size_text else None, params
+
+
+def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, batch_size: int) -> dict:
+    name, size, params = parse_model(spec)
+    stream = open_stream(stream_name, n=n, seed=seed, data_dirs=data_dirs)
+    model = build_model(name, size=size, seed=seed, params=params)
+    report = replay(stream, Predictor(model, name), ReplayOptions(batch_size=batch_size, progress=sys.stderr.isatty()))
+    return {**report, "stream": stream_name, "model": spec, "seed": seed, "n_requested": n}
+
+
+def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
+    """Accuracy, kappa-M and instances/s per stream and model, averaged over seeds (with the spread when several)."""
+
+    def cell(values: list[float], digits: int) -> str:
+        if not values:
+            return "-"
+        mean = statistics.fmean(values)
+        spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+        return f"{mean:.{digits}f}{spread}"
+
+    lines = ["| stream | model | n | accuracy (%) | kappa-M (%) | instances/s |", "|---|---|---|---|---|---|"]
+    for stream in streams:
+        for model in models:
+            mine = [r for r in runs if r["stream"] == stream and r["model"] == model]
+            if not mine:
+                continue
+            lines.append(
+                f"| {stream} | {model} | {mine[0]['n']:,} | {cell([100 * r['accuracy'] for r in mine], 2)} | "
+                f"{cell([100 * r['kappa_m'] for r in mine], 2)} | {cell([r['instances_per_s'] for r in mine], 0)} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", default=DEFAULT_STREAMS)
+    parser.add_argument("--models", default=DEFAULT_MODELS, help="';'-separated when a spec holds commas")
+    parser.add_argument("--n", type=int, default=200_000, help="instances per synthetic stream (files: whole)")
+    parser.add_argument("--seeds", default="1")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/suite"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    streams = args.streams.split(",")
+    models = args.models.split(";") if ";" in args.models else args.models.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data_dirs = load_settings().data_dirs
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "runs.jsonl"
+    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = {(r["stream"], r["model"], r["seed"], r["n_requested"]) for r in runs}
+
+    for stream in streams:
+        for seed in seeds:
+            for model in models:
+                if (stream, model, seed, args.n) in done:
+                    continue
+                try:
+                    run = run_one(stream, model, args.n, seed, data_dirs, args.batch_size)
+                except StreamUnavailable as err:
+                    print(f"skipped {stream}: {err}", file=sys.stderr)
+                    break
+                runs.append(run)
+                with open(log, "a") as f:
+                    f.write(json.dumps(run, default=str) + "\n")
+                print(
+                    f"{stream} {model} seed {seed}: {100 * run['accuracy']:.2f}% kappa-M {100 * run['kappa_m']:.2f} "
+                    f"{run['instances_per_s']:.0f}/s",
+                    flush=True,
+                )
+    text = table([r for r in runs if r["n_requested"] == args.n], models, streams)
+    (args.out / "table.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Replay through the command line: the same event loop, reports, dead letters, predictions, settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stream_moe.cli import main
+from stream_moe.config import load_settings
+
+
+def test_replay_a_benchmark_writes_report_history_and_plot(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["replay", "--stream", "sea_a", "--n", "3000", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["n"] == report["records"] == report["learned"] == 3000
+    assert report["accuracy"] > 0.75
+    assert report["drifts"] == [750, 1500, 2250]
+    assert len(report["expert_usage"]["learned"]) == 12
+    assert (out / "accuracy.png").stat().st_size > 10_000
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 3
+    printed = capsys.readouterr().out
+    assert "kappa-M" in printed and "instances/s" in printed
+
+
+def test_replay_a_file_with_bad_rows(tmp_path, capsys):
+    data = tmp_path / "s.csv"
+    rows = [f"{i % 7}.5,{'ab'[i % 2]},{int(i % 7 > 3)}" for i in range(200)]
+    rows[50] = "oops,a,1"
+    rows[120] = "1.0,a"
+    data.write_text("f1,f2,label\n" + "\n".join(rows) + "\n")
+    out, preds = tmp_path / "out", tmp_path / "preds.jsonl"
+    argv = ["replay", "--file", str(data), "--model", "hoeffding-tree", "--out", str(out), "--predictions", str(preds)]
+    assert main([*argv, "--no-progress"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["records"] == 200 and report["dead_letters"] == 2 and report["n"] == 198
+    letters = [json.loads(line) for line in (out / "dead_letters.jsonl").read_text().splitlines()]
+    assert [(d["offset"], d["reason"]) for d in letters] == [
+        (52, "line 52: column 'f1': not a number: 'oops'"),
+        (122, "line 122: expected 3 values, found 2"),
+    ]
+    assert letters[0]["raw"] == "oops,a,1"
+    predictions = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert len(predictions) == 198
+    assert predictions[-1]["model"]["name"] == "hoeffding-tree"
+    assert set(predictions[-1]) == {"id", "key", "y_pred", "proba", "experts", "model", "ts"}
+    assert "line 52" in capsys.readouterr().out
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path, caplog):
+    assert main(["replay", "--stream", "airlines", "--data-dir", str(tmp_path), "--no-progress"]) == 2
+    assert "airlines" in caplog.text and "STREAM_MOE_DATA" in caplog.text
+
+
+def test_settings_file_then_environment(tmp_path, monkeypatch):
+    config = tmp_path / "s.yaml"
+    config.write_text("loop:\n  batch_size: 64\nmodel:\n  name: arf\n  size: 5\n")
+    settings = load_settings(config)
+    assert (settings.loop.batch_size, settings.model.name, settings.model.size) == (64, "arf", 5)
+    monkeypatch.setenv("STREAM_MOE_LOOP__BATCH_SIZE", "8")
+    assert load_settings(config).loop.batch_size == 8
+    toml = tmp_path / "s.toml"
+    toml.write_text("[evaluation]\nwindow = 50\n")
+    assert load_settings(toml).evaluation.window == 50
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    config = tmp_path / "s.yaml"
+    config.write_text("lop:\n  batch_size: 64\n")
+    with pytest.raises(ValueError, match="lop"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["replay", "--help"], ["streams"]])
+def test_help_and_listing(argv, capsys):
+    try:
+        assert main(argv) == 0
+    except SystemExit as exit:
+        assert exit.code == 0
+    assert "stream" in capsys.readouterr().out

@@ -42,7 +42,7 @@ def test_learners_are_the_routers_top_k():
     for x, y in data[:200]:
         model.learn_one(x, y)
     learned = []
-    model.pool_.learn = lambda e, xs, ys: learned.append(e)
+    model.pool_.learn = lambda e, *args: learned.append(e)
     for x, y in data[200:]:
         z = model.encoder_.transform_many([x])
         expected = set(np.argsort(-model.router_.scores(z)[0], kind="stable")[:2])

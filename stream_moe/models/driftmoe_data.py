@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from river import base
 
+from stream_moe.models.detectors import DRIFT, WARNING
 from stream_moe.models.experts import ExpertPool
 from stream_moe.models.mixture import Mixture
 
@@ -22,6 +23,25 @@ class DriftMoEData(Mixture):
     weighs an importance-balancing term in the router's loss. `usage_` counts what each expert learned, `routed_` how
     often each was the top-1 choice.
 
+    Adaptation (all off by default, which is the published model):
+
+    - Drift detection: with a `drift_detector`, each expert's errors on the instances it learns feed a detector of its
+      own; a warning starts a background expert trained alongside, a drift puts the background (or a fresh) expert in
+      its slot and re-initialises its router output. `warning_detector` gives the warning level to detectors without
+      one (ADWIN, KSWIN, Page-Hinkley), as ARF does.
+    - Diversity: `bagging_lambda` > 0 gives each learning expert a Poisson(lambda) weight per instance (online
+      bagging), `subspace` a random share of the features per expert (a new draw when an expert is replaced).
+    - Self-expansion (`expansion=True`, after SEMA): each expert keeps a descriptor of its training inputs. When, over
+      the last `novelty_window` instances, every descriptor finds the inputs novel (mean z-score above
+      `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
+      output (old weights kept), at most every `expansion_cooldown` instances. The new expert is routed the novel
+      instances until it has learned `novelty_window` of them. Routing subtracts each expert's novelty above the
+      threshold from its gate score, so a regime that comes back goes to the experts that learned it. At
+      `max_experts` the least used expert of the recent past is pruned first.
+
+    `events_` lists what happened (instance index, kind, expert), `counts_` counts it, `pool_sizes_` records
+    (instance index, pool size) at every change.
+
     Parameters
     ----------
     n_experts, top_k
@@ -35,6 +55,13 @@ class DriftMoEData(Mixture):
         steps per update.
     balance_weight, explore
         Strength of the load-balancing loss and the exploration rate (both 0 reproduce the paper's training).
+    drift_detector, warning_detector
+        Detector names with optional arguments ("adwin(delta=0.001)", "ddm", "hddm_a", ...; see
+        `stream_moe.models.detectors`) or river detectors; None disables detection.
+    bagging_lambda, subspace
+        Online-bagging Poisson rate (0: off) and share of features each expert sees (None: all).
+    expansion, max_experts, novelty_threshold, novelty_window, expansion_cooldown
+        Self-expansion switch, budget and trigger (see above).
     device
         "auto", "cpu" or "cuda" for the router.
     seed
@@ -73,6 +100,15 @@ class DriftMoEData(Mixture):
         router_epochs: int = 1,
         balance_weight: float = 0.01,
         explore: float = 0.05,
+        drift_detector=None,
+        warning_detector=None,
+        bagging_lambda: float = 0.0,
+        subspace: float | None = None,
+        expansion: bool = False,
+        max_experts: int = 16,
+        novelty_threshold: float = 2.0,
+        novelty_window: int = 500,
+        expansion_cooldown: int = 2000,
         device: str = "auto",
         seed: int = 0,
     ):
@@ -81,52 +117,111 @@ class DriftMoEData(Mixture):
             raise ValueError(f"prediction must be 'top1' or 'mixture', not {prediction!r}")
         if not 1 <= top_k <= n_experts:
             raise ValueError(f"top_k must be between 1 and n_experts ({n_experts}), not {top_k}")
+        if expansion and max_experts < n_experts:
+            raise ValueError(f"max_experts ({max_experts}) is below n_experts ({n_experts})")
         self.n_experts = n_experts
         self.top_k = top_k
         self.prediction = prediction
         self.explore = explore
+        self.drift_detector = drift_detector
+        self.warning_detector = warning_detector
+        self.bagging_lambda = bagging_lambda
+        self.subspace = subspace
+        self.expansion = expansion
+        self.max_experts = max_experts
+        self.novelty_threshold = novelty_threshold
+        self.novelty_window = novelty_window
+        self.expansion_cooldown = expansion_cooldown
 
     def _ready(self) -> bool:
         return hasattr(self, "pool_") and bool(self.classes_)
 
     def _build(self) -> None:
         self.router_ = self._new_router(self.n_experts)
-        self.pool_ = ExpertPool(self._expert_prototype(), self.n_experts)
+        self.pool_ = ExpertPool(
+            self._expert_prototype(),
+            self.n_experts,
+            drift_detector=self.drift_detector,
+            warning_detector=self.warning_detector,
+            descriptors=self.expansion,
+            bagging_lambda=self.bagging_lambda,
+            subspace=self.subspace,
+            seed=self.seed,
+        )
         self.routed_ = np.zeros(self.n_experts, dtype=np.int64)
         self.rng_ = np.random.default_rng(self.seed)
-        self._everyone = np.arange(self.n_experts)[None, :]
+        self.n_learned_ = 0
+        self.events_: list[tuple[int, str, int]] = []
+        self.counts_ = dict.fromkeys(("warnings", "drifts", "background_takeovers", "expansions", "prunes"), 0)
+        self.pool_sizes_ = [(0, self.n_experts)]
+        self._recent_use = np.zeros(self.n_experts)  # exponentially decayed top-1 counts, for pruning
+        self._novelty_sums = np.zeros(self.n_experts)  # per expert, sum of novelty over the rows in the window
+        self._novelty_rows: list[np.ndarray] = []
+        self._drifted_at = np.full(self.n_experts, -np.inf)
+        self._last_expansion = 0
+        self._fresh: int | None = None  # the expert added last, while it is being routed the novel instances
 
     @property
     def usage_(self) -> np.ndarray:
         return self.pool_.usage_ if hasattr(self, "pool_") else np.zeros(self.n_experts, dtype=np.int64)
 
     @property
-    def _n_predicting(self) -> int:
+    def n_predicting(self) -> int:
         return 1 if self.prediction == "top1" else self.top_k
 
-    def _combine(self, gate_logits: np.ndarray, proba: np.ndarray) -> np.ndarray:
-        """Class scores (B, C) from the predicting experts' gate logits (B, K) and probabilities (B, K, C)."""
+    # ---- routing ---------------------------------------------------------------------------------------------------
+
+    def _gates(self, z: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Gate scores: the router's logits, minus each expert's novelty above the threshold when expanding."""
+        if not self.expansion:
+            return logits, None
+        novelty = self.pool_.novelty(z)
+        return logits - np.maximum(novelty - self.novelty_threshold, 0.0), novelty
+
+    def _combine(self, gate: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Class scores (B, C) from the predicting experts' gate scores (B, K) and probabilities (B, K, C)."""
         if self.prediction == "top1":
             return proba[:, 0]
-        gate = np.exp(gate_logits - gate_logits.max(axis=1, keepdims=True))
-        gate /= gate.sum(axis=1, keepdims=True)
-        return np.einsum("bk,bkc->bc", gate, proba)
+        weights = np.exp(gate - gate.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return np.einsum("bk,bkc->bc", weights, proba)
 
     def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
         if not self._ready():
             return [({}, []) for _ in xs]
-        logits = self.router_.scores(self.encoder_.transform_many(xs))
-        which = np.argsort(-logits, axis=1, kind="stable")[:, : self._n_predicting]
-        scores = self._combine(np.take_along_axis(logits, which, axis=1), self.pool_.proba(xs, which, self.classes_))
+        z = self.encoder_.transform_many(xs)
+        gates, _ = self._gates(z, self.router_.scores(z))
+        which = np.argsort(-gates, axis=1, kind="stable")[:, : self.n_predicting]
+        scores = self._combine(np.take_along_axis(gates, which, axis=1), self.pool_.proba(xs, which, self.classes_))
         return [(self._to_dict(row), w) for row, w in zip(scores, which.tolist())]
 
-    def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
-        order = np.argsort(-logits, kind="stable")
-        proba = self.pool_.proba([x], self._everyone, self.classes_)[0]  # (E, C): every expert, for the mask
+    # ---- test-then-train --------------------------------------------------------------------------------------------
+
+    def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        gates, novelty = self._gates(z, logits)
+        self._replaced_in_batch: list[tuple[int, int]] = []  # (row, expert): earlier rows' masks judged the old expert
+        out = []
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            self._row = i
+            out.append(self._step(x, y, z[i], gates[i], None if novelty is None else novelty[i]))
+        for row, e in self._replaced_in_batch:
+            for _, mask in out[:row]:
+                if mask is not None:
+                    mask[e] = 0.0
+        if self.expansion:
+            self._maybe_expand()
+        return out
+
+    def _step(self, x, y, z_row, gate, novelty) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
+        n_pool = len(self.pool_)
+        if len(gate) < n_pool:  # experts added earlier in this batch: not scored by this batch's router call
+            gate = np.pad(gate, (0, n_pool - len(gate)), constant_values=-np.inf)
+        order = np.argsort(-gate, kind="stable")
+        proba = self.pool_.proba([x], np.arange(n_pool)[None, :], self.classes_)[0]  # (E, C): all, for the mask
         detail: tuple[dict, list[int]] = ({}, [])
         if self.classes_:
-            which = order[: self._n_predicting]
-            detail = (self._to_dict(self._combine(logits[None, which], proba[None, which])[0]), which.tolist())
+            which = order[: self.n_predicting]
+            detail = (self._to_dict(self._combine(gate[None, which], proba[None, which])[0]), which.tolist())
         if y is None:
             return detail, None
 
@@ -137,11 +232,99 @@ class DriftMoEData(Mixture):
         if not right.any():
             right[self._tie_break(proba[:, c])] = True
 
-        chosen = order[: self.top_k]
-        if self.explore > 0 and self.top_k < self.n_experts and self.rng_.random() < self.explore:
-            chosen = chosen.copy()
-            chosen[-1] = order[self.rng_.integers(self.top_k, self.n_experts)]
-        for e in chosen:
-            self.pool_.learn(e, [x], [y])
+        chosen = order[: self.top_k].copy()
+        if self._fresh is not None and novelty is not None and self._is_novel(novelty):
+            chosen[-1] = self._fresh if self._fresh not in chosen else chosen[-1]
+            right[self._fresh] = True  # teach the router where the new expert belongs
+        elif self.explore > 0 and self.top_k < n_pool and self.rng_.random() < self.explore:
+            chosen[-1] = order[self.rng_.integers(self.top_k, n_pool)]
+        self.n_learned_ += 1
         self.routed_[order[0]] += 1
+        self._recent_use *= 0.999
+        self._recent_use[order[0]] += 1.0
+        if novelty is not None:
+            self._remember_novelty(novelty[: n_pool])
+
+        for e in chosen:
+            self.pool_.learn(e, [x], [y], z_row[None, :])
+            state = self.pool_.watch(e, [not right[e]])
+            if state == WARNING:
+                self._log("warnings", e)
+            elif state == DRIFT:
+                self._replace(e)
+        if self._fresh is not None and self.pool_.usage_[self._fresh] >= self.novelty_window:
+            self._fresh = None
         return detail, right.astype(np.float32)
+
+    # ---- adaptation -------------------------------------------------------------------------------------------------
+
+    def _log(self, counter: str, expert: int) -> None:
+        self.counts_[counter] += 1
+        self.events_.append((self.n_learned_, counter, int(expert)))
+
+    def _replace(self, e: int) -> None:
+        self._log("drifts", e)
+        if self.pool_.replace(e):
+            self._log("background_takeovers", e)
+        self.router_.reset_output(e)
+        self._replaced_in_batch.append((self._row, e))
+        self._drifted_at[e] = self.n_learned_
+        if self.expansion:
+            self._forget_novelty()
+
+    def _is_novel(self, novelty: np.ndarray) -> bool:
+        """Whether every expert but the fresh one finds this input novel."""
+        others = np.delete(novelty[: len(self.pool_)], self._fresh) if self._fresh < len(novelty) else novelty
+        return len(others) > 0 and others.min() > self.novelty_threshold
+
+    def _remember_novelty(self, novelty: np.ndarray) -> None:
+        if len(novelty) != len(self._novelty_sums):
+            self._forget_novelty()
+            return
+        self._novelty_rows.append(novelty)
+        self._novelty_sums += novelty
+        if len(self._novelty_rows) > self.novelty_window:
+            self._novelty_sums -= self._novelty_rows.pop(0)
+
+    def _forget_novelty(self) -> None:
+        self._novelty_rows = []
+        self._novelty_sums = np.zeros(len(self.pool_))
+
+    def _in_use_have_all_drifted(self) -> bool:
+        in_use = self._recent_use > 0.05 * self._recent_use.sum()
+        return bool(in_use.any()) and bool((self._drifted_at[in_use] > self.n_learned_ - self.novelty_window).all())
+
+    def _maybe_expand(self) -> None:
+        """At a batch end (so that the router's masks of the batch keep their width): expand if no expert covers the
+        recent inputs or every expert in use has just drifted."""
+        full_window = len(self._novelty_rows) >= self.novelty_window
+        novel = full_window and (self._novelty_sums / len(self._novelty_rows)).min() > self.novelty_threshold
+        if novel or self._in_use_have_all_drifted():
+            self._expand()
+
+    def _expand(self) -> None:
+        if self.n_learned_ - self._last_expansion < self.expansion_cooldown:
+            return
+        if len(self.pool_) >= self.max_experts:
+            self._prune(int(np.argmin(self._recent_use)))
+        e = self.pool_.add()
+        assert self.router_.add_output() == e
+        self.routed_ = np.append(self.routed_, 0)
+        self._recent_use = np.append(self._recent_use, 0.0)
+        self._drifted_at = np.append(self._drifted_at, -np.inf)
+        self._fresh = e
+        self._last_expansion = self.n_learned_
+        self._forget_novelty()
+        self._log("expansions", e)
+        self.pool_sizes_.append((self.n_learned_, len(self.pool_)))
+
+    def _prune(self, e: int) -> None:
+        self._log("prunes", e)
+        self.pool_.remove(e)
+        self.router_.remove_output(e)
+        self.routed_ = np.delete(self.routed_, e)
+        self._recent_use = np.delete(self._recent_use, e)
+        self._drifted_at = np.delete(self._drifted_at, e)
+        if self._fresh is not None:
+            self._fresh = None if self._fresh == e else self._fresh - (self._fresh > e)
+        self.pool_sizes_.append((self.n_learned_, len(self.pool_)))

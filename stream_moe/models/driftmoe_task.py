@@ -34,7 +34,7 @@ class DriftMoETask(Mixture):
     ...     metric.update(y, model.predict_one(x))
     ...     model.learn_one(x, y)
     >>> metric
-    Accuracy: 87.25%
+    Accuracy: 87.30%
     >>> len(model.pool_)
     2
     """
@@ -87,6 +87,9 @@ class DriftMoETask(Mixture):
         scores = self._combine(self.router_.scores(self.encoder_.transform_many(xs)), self._positive(xs))
         experts = list(range(len(self.classes_)))
         return [(self._to_dict(row), experts) for row in scores]
+
+    def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        return [self._step(x, y, logits[i]) for i, (x, y) in enumerate(zip(xs, ys))]
 
     def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
         detail: tuple[dict, list[int]] = ({}, [])

@@ -1,13 +1,19 @@
-"""The experts of a mixture and the batch interface the mixtures use to query and train them.
+"""The experts of a mixture, with what watches and describes each of them, and the batch interface to query and train.
 
 `ExpertPool` speaks in micro-batches (which experts answer or learn which rows) so that a pool of array-based trees can
-later answer a whole batch in one pass; this implementation holds river classifiers and loops over them.
+answer a whole batch in one pass; this implementation holds river classifiers and loops over them. Per expert it keeps
+an optional drift monitor on its error stream (with a background expert started on warning, which takes over on
+drift), an optional input descriptor (for self-expansion), an optional random feature subspace and online-bagging
+weights (for diversity, as ARF).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from river import base, tree
+
+from stream_moe.models.descriptors import InputDescriptor
+from stream_moe.models.detectors import DRIFT, WARNING, ErrorMonitor, make_detector
 
 
 def default_expert() -> base.Classifier:
@@ -16,9 +22,9 @@ def default_expert() -> base.Classifier:
 
 
 class ExpertPool:
-    """A list of river classifiers cloned from one prototype, queried and trained by micro-batch.
+    """Experts cloned from one prototype, queried and trained by micro-batch, replaced and pruned on demand.
 
-    `usage_[e]` counts the instances expert `e` has learned.
+    `usage_[e]` counts the instances expert `e` has learned (since it took its slot).
 
     >>> pool = ExpertPool(default_expert(), n_experts=2)
     >>> pool.learn(0, [{"a": 1.0}], ["up"])
@@ -28,9 +34,29 @@ class ExpertPool:
     [1, 0]
     """
 
-    def __init__(self, prototype: base.Classifier, n_experts: int = 0):
+    def __init__(
+        self,
+        prototype: base.Classifier,
+        n_experts: int = 0,
+        drift_detector=None,
+        warning_detector=None,
+        descriptors: bool = False,
+        bagging_lambda: float = 0.0,
+        subspace: float | None = None,
+        seed: int = 0,
+    ):
         self.prototype = prototype
+        self.drift_detector = drift_detector
+        self.warning_detector = warning_detector
+        self.with_descriptors = descriptors
+        self.bagging_lambda = bagging_lambda
+        self.subspace = subspace
+        self.rng = np.random.default_rng(seed)
         self.experts: list[base.Classifier] = []
+        self.backgrounds: list[base.Classifier | None] = []
+        self.monitors: list[ErrorMonitor | None] = []
+        self.descriptors: list[InputDescriptor | None] = []
+        self.subspaces: list[frozenset | None] = []
         self.usage_ = np.zeros(0, dtype=np.int64)
         for _ in range(n_experts):
             self.add()
@@ -38,11 +64,43 @@ class ExpertPool:
     def __len__(self) -> int:
         return len(self.experts)
 
+    def _monitor(self) -> ErrorMonitor | None:
+        if self.drift_detector is None:
+            return None
+        warning = make_detector(self.warning_detector) if self.warning_detector is not None else None
+        return ErrorMonitor(make_detector(self.drift_detector), warning)
+
     def add(self) -> int:
         """Append a fresh expert; returns its index."""
         self.experts.append(self.prototype.clone())
+        self.backgrounds.append(None)
+        self.monitors.append(self._monitor())
+        self.descriptors.append(InputDescriptor() if self.with_descriptors else None)
+        self.subspaces.append(None)  # drawn from the features of the first instance the expert learns
         self.usage_ = np.append(self.usage_, 0)
         return len(self.experts) - 1
+
+    def replace(self, e: int) -> bool:
+        """Expert `e` drifted: its background expert (or a fresh one) takes the slot, with a fresh monitor and
+        descriptor. Returns whether a background expert took over."""
+        background = self.backgrounds[e]
+        self.experts[e] = background if background is not None else self.prototype.clone()
+        self.backgrounds[e] = None
+        self.monitors[e] = self._monitor()
+        self.descriptors[e] = InputDescriptor() if self.with_descriptors else None
+        self.subspaces[e] = None
+        self.usage_[e] = 0
+        return background is not None
+
+    def remove(self, e: int) -> None:
+        """Drop expert `e`; the experts after it move down one index."""
+        for slots in (self.experts, self.backgrounds, self.monitors, self.descriptors, self.subspaces):
+            del slots[e]
+        self.usage_ = np.delete(self.usage_, e)
+
+    def _view(self, e: int, x: dict) -> dict:
+        subspace = self.subspaces[e]
+        return x if subspace is None else {k: v for k, v in x.items() if k in subspace}
 
     def proba(self, xs, which: np.ndarray, classes) -> np.ndarray:
         """Probabilities of `classes` given by experts `which[b]` for each row `b`: shape (B, K, C).
@@ -51,19 +109,58 @@ class ExpertPool:
         """
         index = {c: i for i, c in enumerate(classes)}
         out = np.zeros((len(xs), which.shape[1], len(classes)))
-        experts = self.experts
+        experts, sub = self.experts, self.subspace is not None
         for b, x in enumerate(xs):
             row = out[b]
             for k, e in enumerate(which[b]):
-                for label, p in experts[e].predict_proba_one(x).items():
+                for label, p in experts[e].predict_proba_one(self._view(e, x) if sub else x).items():
                     i = index.get(label)
                     if i is not None:
                         row[k, i] = p
         return out
 
-    def learn(self, e: int, xs, ys) -> None:
-        """Expert `e` learns the rows `xs` with labels `ys`, in order (experts are independent of each other)."""
-        expert = self.experts[e]
-        for x, y in zip(xs, ys):
-            expert.learn_one(x, y)
+    def learn(self, e: int, xs, ys, z: np.ndarray | None = None) -> None:
+        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order; its descriptor
+        absorbs their router inputs `z`. With online bagging each row has a Poisson(lambda) weight (0: skipped)."""
+        if self.subspace is not None and self.subspaces[e] is None and xs:
+            names = sorted(xs[0])
+            size = max(1, round(self.subspace * len(names)))
+            self.subspaces[e] = frozenset(self.rng.choice(names, size=size, replace=False).tolist())
+        weights = self.rng.poisson(self.bagging_lambda, len(xs)) if self.bagging_lambda > 0 else None
+        learners = [m for m in (self.experts[e], self.backgrounds[e]) if m is not None]
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            if weights is not None and weights[i] == 0:
+                continue
+            x = self._view(e, x)
+            for model in learners:
+                if weights is None:
+                    model.learn_one(x, y)
+                else:
+                    model.learn_one(x, y, w=float(weights[i]))
         self.usage_[e] += len(ys)
+        if self.descriptors[e] is not None and z is not None and len(z):
+            self.descriptors[e].learn(z)
+
+    def watch(self, e: int, errors) -> int:
+        """Feed expert `e`'s monitor its 0/1 errors in order; returns DRIFT if a drift was detected (the caller replaces
+        the expert), else WARNING if a warning was (a background expert has started), else 0."""
+        monitor = self.monitors[e]
+        if monitor is None:
+            return 0
+        seen = 0
+        for error in errors:
+            state = monitor.update(bool(error))
+            if state == DRIFT:
+                return DRIFT
+            if state == WARNING and self.backgrounds[e] is None:
+                self.backgrounds[e] = self.prototype.clone()
+                seen = WARNING
+        return seen
+
+    def novelty(self, z: np.ndarray) -> np.ndarray:
+        """z-scored novelty of each row for each expert's descriptor, shape (B, E); 0 where an expert has none yet."""
+        out = np.zeros((len(z), len(self.experts)))
+        for e, descriptor in enumerate(self.descriptors):
+            if descriptor is not None:
+                out[:, e] = descriptor.score(z)
+        return out

@@ -92,8 +92,10 @@ class Mixture(base.Classifier, abc.ABC):
         """Create the learned state when the first labelled data arrives (the encoder exists by then)."""
 
     @abc.abstractmethod
-    def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
-        """Predict one row with its gate logits, then learn it if `y` is not None; returns (prediction, router mask)."""
+    def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        """Test-then-train row by row with the batch's router inputs and logits: per row the prediction (probabilities,
+        experts) and, for labelled rows, the router's target mask (as wide as the router is at the end of the batch,
+        or narrower: outputs added during the batch count as not right)."""
 
     @abc.abstractmethod
     def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
@@ -117,17 +119,13 @@ class Mixture(base.Classifier, abc.ABC):
             return [({}, []) for _ in xs]
         z = self.encoder_.transform_many(xs)
         logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
-        out, rows, masks = [], [], []
-        for i, (x, y) in enumerate(zip(xs, ys)):
-            detail, mask = self._step(x, y, logits[i])
-            out.append(detail)
-            if mask is not None:
-                rows.append(i)
-                masks.append(mask)
-        if masks:
-            width = self.router_.n_outputs  # experts (outputs) added during the batch were not right before it
-            self.router_.observe(z[rows], np.stack([np.pad(m, (0, width - len(m))) for m in masks]))
-        return out
+        results = self._learn_batch(xs, ys, z, logits)
+        rows = [i for i, (_, mask) in enumerate(results) if mask is not None]
+        if rows:
+            width = self.router_.n_outputs
+            masks = [np.pad(results[i][1], (0, width - len(results[i][1]))) for i in rows]
+            self.router_.observe(z[rows], np.stack(masks))
+        return [detail for detail, _ in results]
 
     def learn_many(self, xs, ys) -> None:
         self.predict_learn_many(xs, ys)

@@ -57,6 +57,7 @@ class Router:
         self.device_name = device
         self.seed = seed
         self.n_steps = 0
+        self._n_rows_made = 0  # output rows created or reset so far: each gets its own seeded initialisation
         self._z: list[np.ndarray] = []
         self._masks: list[np.ndarray] = []
         self._buffered = 0
@@ -134,30 +135,61 @@ class Router:
         if extra <= 0:
             return
         first = self.layers[0]
-        self._replace_param(first, "weight", torch.zeros(first.out_features, extra), dim=1)
+        self._edit_param(first, "weight", lambda t, moment: torch.cat([t, t.new_zeros(t.shape[0], extra)], dim=1))
         first.in_features = n_inputs
         self._z = [np.pad(z, ((0, 0), (0, n_inputs - z.shape[1]))) for z in self._z]
 
-    def add_output(self) -> int:
-        """Add one output (a new expert): a Xavier-initialised row, zero bias; existing outputs stay bit-identical."""
+    def _fresh_row(self, tag: int) -> torch.Tensor:
+        """A Xavier-uniform output row from a generator seeded by the router's seed and `tag` (reproducible)."""
         last = self.layers[-1]
-        gen = torch.Generator().manual_seed(self.seed + 7919 * (self.n_outputs + 1))
-        bound = float(np.sqrt(6.0 / (last.in_features + last.out_features + 1)))
-        row = (torch.rand(1, last.in_features, generator=gen) * 2 - 1) * bound
-        self._replace_param(last, "weight", row, dim=0)
-        self._replace_param(last, "bias", torch.zeros(1), dim=0)
+        gen = torch.Generator().manual_seed(self.seed + 7919 * tag)
+        bound = float(np.sqrt(6.0 / (last.in_features + last.out_features)))
+        return (torch.rand(1, last.in_features, generator=gen) * 2 - 1) * bound
+
+    def add_output(self) -> int:
+        """Add one output (a new expert): a fresh row, zero bias; existing outputs stay bit-identical."""
+        self._n_rows_made += 1
+        row = self._fresh_row(self.n_outputs + 1000 * self._n_rows_made)
+        last = self.layers[-1]
+        self._edit_param(last, "weight", lambda t, m: torch.cat([t, t.new_zeros(1, t.shape[1]) if m else row.to(t)]))
+        self._edit_param(last, "bias", lambda t, m: torch.cat([t, t.new_zeros(1)]))
         last.out_features += 1
         self._masks = [np.pad(m, ((0, 0), (0, 1))) for m in self._masks]
         return self.n_outputs - 1
 
-    def _replace_param(self, layer: nn.Linear, name: str, extra: torch.Tensor, dim: int) -> None:
-        """Append `extra` to a parameter along `dim`, carrying its Adam moments (zeros for the new part)."""
+    def reset_output(self, i: int) -> None:
+        """Forget what output `i` learned (its expert was replaced): a fresh row, zero bias, zero Adam moments."""
+        self._n_rows_made += 1
+        row = self._fresh_row(i + 1000 * self._n_rows_made)
+
+        def reset(t: torch.Tensor, moment: bool) -> torch.Tensor:
+            t = t.clone()
+            t[i] = 0 if moment or t.dim() == 1 else row[0].to(t)
+            return t
+
+        last = self.layers[-1]
+        self._edit_param(last, "weight", reset)
+        self._edit_param(last, "bias", reset)
+        for m in self._masks:
+            m[:, i] = 0.0
+
+    def remove_output(self, i: int) -> None:
+        """Drop output `i` (its expert was pruned); the others keep their weights, outputs after it shift down."""
+        keep = [j for j in range(self.n_outputs) if j != i]
+        last = self.layers[-1]
+        self._edit_param(last, "weight", lambda t, m: t[keep])
+        self._edit_param(last, "bias", lambda t, m: t[keep])
+        last.out_features -= 1
+        self._masks = [m[:, keep] for m in self._masks]
+
+    def _edit_param(self, layer: nn.Linear, name: str, edit) -> None:
+        """Replace a parameter by `edit(tensor, False)` and its Adam moments by `edit(moment, True)`."""
         old = getattr(layer, name)
-        new = nn.Parameter(torch.cat([old.data, extra.to(old.device, old.dtype)], dim=dim))
+        new = nn.Parameter(edit(old.data, False))
         state = self.optimizer.state.pop(old, None)
         if state:
             for key in ("exp_avg", "exp_avg_sq"):
-                state[key] = torch.cat([state[key], torch.zeros_like(extra, device=old.device)], dim=dim)
+                state[key] = edit(state[key], True)
         setattr(layer, name, new)
         for group in self.optimizer.param_groups:
             group["params"] = [new if p is old else p for p in group["params"]]

@@ -1,0 +1,78 @@
+"""Drift detectors on an expert's error stream, by name or as river objects, with a warning level for every kind.
+
+>>> make_detector("ddm(drift_threshold=2.5)")
+DDM (
+  warm_start=30
+  warning_threshold=2.
+  drift_threshold=2.5
+)
+>>> import random
+>>> rng = random.Random(2)
+>>> monitor = ErrorMonitor(make_detector("adwin(delta=0.001)"), make_detector("adwin(delta=0.01)"))
+>>> states = [monitor.update(rng.random() < (0.1 if i < 2000 else 0.25)) for i in range(4000)]
+>>> 2000 < states.index(WARNING) < states.index(DRIFT)
+True
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from river import base, drift
+from river.drift import binary
+
+DETECTORS = {
+    "adwin": drift.ADWIN,
+    "kswin": drift.KSWIN,
+    "page_hinkley": drift.PageHinkley,
+    "ddm": binary.DDM,
+    "eddm": binary.EDDM,
+    "hddm_a": binary.HDDMA,
+    "hddm_w": binary.HDDMW,
+    "fhddm": binary.FHDDM,
+}
+
+STABLE, WARNING, DRIFT = 0, 1, 2
+
+_SPEC = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")
+
+
+def make_detector(spec: str | base.DriftDetector) -> base.DriftDetector:
+    """A fresh detector from a name with optional keyword arguments ("adwin", "ddm(drift_threshold=2.5)") or a clone
+    of a river detector."""
+    if isinstance(spec, base.DriftDetector):
+        return spec.clone()
+    match = _SPEC.match(spec)
+    if not match or match.group(1).lower() not in DETECTORS:
+        raise ValueError(f"unknown drift detector {spec!r}; known: {', '.join(DETECTORS)}")
+    kwargs = {}
+    if match.group(2):
+        call = ast.parse(f"f({match.group(2)})", mode="eval").body
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    return DETECTORS[match.group(1).lower()](**kwargs)
+
+
+class ErrorMonitor:
+    """Watches one expert's 0/1 errors and says STABLE, WARNING or DRIFT.
+
+    Detectors with a warning zone of their own (DDM, EDDM, HDDM_A, HDDM_W, FHDDM) give the warning; for the others
+    (ADWIN, KSWIN, Page-Hinkley) a second, more sensitive detector does, as in ARF. After a drift both restart.
+    """
+
+    def __init__(self, drift_detector: base.DriftDetector, warning_detector: base.DriftDetector | None = None):
+        self.drift_detector = drift_detector
+        self.warning_detector = None if hasattr(drift_detector, "warning_detected") else warning_detector
+        self._prototypes = (drift_detector.clone(), self.warning_detector and self.warning_detector.clone())
+
+    def update(self, error: bool) -> int:
+        self.drift_detector.update(error)
+        if self.drift_detector.drift_detected:
+            self.drift_detector = self._prototypes[0].clone()
+            if self.warning_detector is not None:
+                self.warning_detector = self._prototypes[1].clone()
+            return DRIFT
+        if self.warning_detector is not None:
+            self.warning_detector.update(error)
+            return WARNING if self.warning_detector.drift_detected else STABLE
+        return WARNING if getattr(self.drift_detector, "warning_detected", False) else STABLE

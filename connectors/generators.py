@@ -12,6 +12,8 @@ import itertools
 import math
 import random
 
+import numpy as np
+
 from river.datasets import synth
 
 BENCHMARK_LENGTH = 1_000_000
@@ -80,6 +82,21 @@ def rbf(n: int, seed: int, change_speed: float, n_classes: int):
     )
 
 
+def recurring(n: int, seed: int, n_concepts: int = 4, n_features: int = 10, repeats: int = 3):
+    """Concepts that come back: each has its own input region (a Gaussian around its own centre) and its own labelling
+    hyperplane through that centre; they follow each other in turn, `repeats` times, in equal segments. A stream where
+    an expert pool should end near `n_concepts` experts, whatever the number of switches."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 3.0, size=(n_concepts, n_features))
+    normals = rng.normal(size=(n_concepts, n_features))
+    segment = max(1, n // (n_concepts * repeats))
+    for t in range(n):
+        c = (t // segment) % n_concepts
+        x = centres[c] + rng.normal(size=n_features)
+        y = bool((x - centres[c]) @ normals[c] > 0) != (rng.random() < 0.05)
+        yield {f"x{i}": float(v) for i, v in enumerate(x)}, y
+
+
 GENERATORS = {
     "led_a": (functools.partial(led, gradual=False), "LED, 24 attributes (7 relevant), 10% noise, abrupt drifts"),
     "led_g": (functools.partial(led, gradual=True), "LED, 24 attributes (7 relevant), 10% noise, gradual drifts"),
@@ -89,6 +106,7 @@ GENERATORS = {
     "rbf_f": (functools.partial(rbf, change_speed=1e-3, n_classes=2), "RandomRBF, 50 drifting centroids, speed 1e-3, 2 classes"),
     "rbf_m5": (functools.partial(rbf, change_speed=1e-4, n_classes=5), "RandomRBF, 50 drifting centroids, speed 1e-4, 5 classes"),
     "rbf_f5": (functools.partial(rbf, change_speed=1e-3, n_classes=5), "RandomRBF, 50 drifting centroids, speed 1e-3, 5 classes"),
+    "recur4": (recurring, "4 recurring concepts, each with its own input region, 3 rounds (11 switches), 5% noise"),
 }
 
 
@@ -104,4 +122,7 @@ def generate(name: str, n: int = BENCHMARK_LENGTH, seed: int = 1):
 
 def drifts(name: str, n: int) -> list[int]:
     """Drift centres of a generated benchmark of length n (none for RandomRBF, which drifts all the time)."""
+    if name == "recur4":
+        segment = n // 12
+        return list(range(segment, 12 * segment, segment))
     return drift_schedule(n, gradual=False)[0] if name.startswith(("led", "sea")) else []

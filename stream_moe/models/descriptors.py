@@ -24,9 +24,10 @@ class InputDescriptor:
     (True, True)
     """
 
-    def __init__(self, recent: int = 500, min_count: int = 30):
+    def __init__(self, recent: int = 500, min_count: int = 30, absorb_below: float | None = None):
         self.recent = recent
         self.min_count = min_count
+        self.absorb_below = absorb_below
         self.count = 0
         self.mean = np.zeros(0)
         self.m2 = np.zeros(0)
@@ -46,7 +47,13 @@ class InputDescriptor:
 
     @property
     def ready(self) -> bool:
+        """Scores mean something: `min_count` inputs seen."""
         return self.count >= self.min_count
+
+    @property
+    def mature(self) -> bool:
+        """Statistics settled: as many inputs seen as the ring of recent scores holds."""
+        return self.count >= self.recent
 
     def score(self, z: np.ndarray) -> np.ndarray:
         """z-scored novelty of each row (0 for every row until the descriptor has seen `min_count` inputs)."""
@@ -57,8 +64,16 @@ class InputDescriptor:
         return (self._raw(z) - recent.mean()) / (recent.std() + 1e-6)
 
     def learn(self, z: np.ndarray) -> None:
-        """Absorb these training inputs, then remember their scores as the descriptor's recent normal."""
+        """Absorb these training inputs, then remember their scores as the descriptor's recent normal.
+
+        With `absorb_below`, a mature descriptor ignores inputs more novel than that: an expert's descriptor keeps
+        describing its own region even when the router sends it inputs from elsewhere (as SEMA freezes descriptors).
+        """
         z = self._fit_width(np.asarray(z, dtype=np.float64))
+        if self.absorb_below is not None and self.mature:
+            z = z[self.score(z) <= self.absorb_below]
+            if not len(z):
+                return
         n_b = len(z)
         mean_b = z.mean(axis=0)
         delta = mean_b - self.mean

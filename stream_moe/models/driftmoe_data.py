@@ -35,7 +35,7 @@ class DriftMoEData(Mixture):
       the last `novelty_window` instances, every descriptor finds the inputs novel (mean z-score above
       `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
       output (old weights kept), at most every `expansion_cooldown` instances. The new expert is routed the novel
-      instances until it has learned `novelty_window` of them. Routing subtracts each expert's novelty above the
+      instances until its descriptor has matured. Routing subtracts each expert's novelty above the
       threshold from its gate score, so a regime that comes back goes to the experts that learned it. At
       `max_experts` the least used expert of the recent past is pruned first.
 
@@ -143,7 +143,7 @@ class DriftMoEData(Mixture):
             self.n_experts,
             drift_detector=self.drift_detector,
             warning_detector=self.warning_detector,
-            descriptors=self.expansion,
+            descriptors=self.novelty_threshold if self.expansion else None,
             bagging_lambda=self.bagging_lambda,
             subspace=self.subspace,
             seed=self.seed,
@@ -252,7 +252,7 @@ class DriftMoEData(Mixture):
                 self._log("warnings", e)
             elif state == DRIFT:
                 self._replace(e)
-        if self._fresh is not None and self.pool_.usage_[self._fresh] >= self.novelty_window:
+        if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
             self._fresh = None
         return detail, right.astype(np.float32)
 

@@ -3,7 +3,8 @@
 `ExpertPool` speaks in micro-batches (which experts answer or learn which rows) so that a pool of array-based trees can
 answer a whole batch in one pass; this implementation holds river classifiers and loops over them. Per expert it keeps
 an optional drift monitor on its error stream (with a background expert started on warning, which takes over on
-drift), an optional input descriptor (for self-expansion), an optional random feature subspace and online-bagging
+drift), an optional input descriptor (for self-expansion; `descriptors` is the novelty threshold above which a descriptor
+stops absorbing inputs, None for no descriptors), an optional random feature subspace and online-bagging
 weights (for diversity, as ARF).
 """
 
@@ -40,7 +41,7 @@ class ExpertPool:
         n_experts: int = 0,
         drift_detector=None,
         warning_detector=None,
-        descriptors: bool = False,
+        descriptors: float | None = None,
         bagging_lambda: float = 0.0,
         subspace: float | None = None,
         seed: int = 0,
@@ -48,7 +49,7 @@ class ExpertPool:
         self.prototype = prototype
         self.drift_detector = drift_detector
         self.warning_detector = warning_detector
-        self.with_descriptors = descriptors
+        self.descriptor_threshold = descriptors
         self.bagging_lambda = bagging_lambda
         self.subspace = subspace
         self.rng = np.random.default_rng(seed)
@@ -70,12 +71,17 @@ class ExpertPool:
         warning = make_detector(self.warning_detector) if self.warning_detector is not None else None
         return ErrorMonitor(make_detector(self.drift_detector), warning)
 
+    def _descriptor(self) -> InputDescriptor | None:
+        if self.descriptor_threshold is None:
+            return None
+        return InputDescriptor(absorb_below=self.descriptor_threshold)
+
     def add(self) -> int:
         """Append a fresh expert; returns its index."""
         self.experts.append(self.prototype.clone())
         self.backgrounds.append(None)
         self.monitors.append(self._monitor())
-        self.descriptors.append(InputDescriptor() if self.with_descriptors else None)
+        self.descriptors.append(self._descriptor())
         self.subspaces.append(None)  # drawn from the features of the first instance the expert learns
         self.usage_ = np.append(self.usage_, 0)
         return len(self.experts) - 1
@@ -87,7 +93,7 @@ class ExpertPool:
         self.experts[e] = background if background is not None else self.prototype.clone()
         self.backgrounds[e] = None
         self.monitors[e] = self._monitor()
-        self.descriptors[e] = InputDescriptor() if self.with_descriptors else None
+        self.descriptors[e] = self._descriptor()
         self.subspaces[e] = None
         self.usage_[e] = 0
         return background is not None

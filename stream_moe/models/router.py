@@ -142,7 +142,7 @@ class Router:
     def _fresh_row(self, tag: int) -> torch.Tensor:
         """A Xavier-uniform output row from a generator seeded by the router's seed and `tag` (reproducible)."""
         last = self.layers[-1]
-        gen = torch.Generator().manual_seed(self.seed + 7919 * tag)
+        gen = torch.Generator().manual_seed(int(self.seed + 7919 * tag))
         bound = float(np.sqrt(6.0 / (last.in_features + last.out_features)))
         return (torch.rand(1, last.in_features, generator=gen) * 2 - 1) * bound
 

@@ -13,7 +13,7 @@ from connectors.benchmarks import OpenedStream
 from connectors.sinks import JsonlDeadLetterSink, JsonlPredictionSink
 from stream_moe.evaluation import PrequentialEvaluator, write_json
 from stream_moe.loop import EventLoop
-from stream_moe.plots import plot_accuracy
+from stream_moe.plots import plot_accuracy, plot_pool_size
 from stream_moe.predictor import Predictor
 
 
@@ -43,6 +43,15 @@ def expert_usage(model) -> dict | None:
         total = max(int(np.sum(routed)), 1)
         report["top1_share"] = [round(int(r) / total, 4) for r in routed]
     return report
+
+
+def adaptation(model) -> dict | None:
+    """Drift, expansion and pruning counts and the pool size history of an adaptive mixture, for the report."""
+    counts = getattr(model, "counts_", None)
+    if counts is None:
+        return None
+    sizes = model.pool_sizes_
+    return {**counts, "pool_sizes": sizes, "final_experts": sizes[-1][1], "max_experts": max(k for _, k in sizes)}
 
 
 def replay(stream: OpenedStream, predictor: Predictor, options: ReplayOptions) -> dict:
@@ -93,6 +102,7 @@ def replay(stream: OpenedStream, predictor: Predictor, options: ReplayOptions) -
         "window": options.window,
         "drifts": stream.drifts,
         "expert_usage": expert_usage(predictor.model),
+        "adaptation": adaptation(predictor.model),
     }
     if options.out is not None:
         write_json(options.out / "results.json", report)
@@ -100,4 +110,8 @@ def replay(stream: OpenedStream, predictor: Predictor, options: ReplayOptions) -
         if evaluator.history:
             title = f"{predictor.name} on {stream.name}: {100 * report['accuracy']:.2f}% accuracy"
             plot_accuracy(evaluator.history, stream.drifts, options.out / "accuracy.png", title)
+        if report["adaptation"]:
+            sizes = report["adaptation"]["pool_sizes"]
+            title = f"{predictor.name} on {stream.name}: experts alive"
+            plot_pool_size(sizes, report["n"], stream.drifts, options.out / "pool_size.png", title)
     return report

@@ -119,6 +119,13 @@ def format_report(r: dict) -> str:
         f"  dead letters: {r['dead_letters']}",
     ]
     lines += [f"    line {d['offset']}: {d['reason']}" for d in r["first_dead_letters"]]
+    if r["adaptation"]:
+        a = r["adaptation"]
+        lines.append(
+            f"  adaptation: {a['drifts']} drifts ({a['background_takeovers']} background takeovers), {a['warnings']} "
+            f"warnings, {a['expansions']} expansions, {a['prunes']} prunes; experts {a['final_experts']} at the end, "
+            f"{a['max_experts']} at most"
+        )
     if r["expert_usage"]:
         lines.append(f"  instances learned per expert: {r['expert_usage']['learned']}")
         if "top1_share" in r["expert_usage"]:

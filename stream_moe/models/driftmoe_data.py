@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from river import base
 
 from stream_moe.models.detectors import DRIFT, WARNING
 from stream_moe.models.experts import ExpertPool
 from stream_moe.models.mixture import Mixture
+
+log = logging.getLogger(__name__)
 
 
 class DriftMoEData(Mixture):
@@ -261,6 +265,7 @@ class DriftMoEData(Mixture):
     def _log(self, counter: str, expert: int) -> None:
         self.counts_[counter] += 1
         self.events_.append((self.n_learned_, counter, int(expert)))
+        log.debug("%s: expert %d at instance %d", counter, expert, self.n_learned_)
 
     def _replace(self, e: int) -> None:
         self._log("drifts", e)

@@ -106,11 +106,17 @@ def test_budget_is_never_exceeded():
 def test_a_recurring_concept_goes_back_to_its_experts():
     data = regimes([0, 1, 0], 3000, seed=2)
     model = expanding()
-    run(model, data[:6000])
-    grown = len(model.pool_)
+    run(model, data[:3000])
+    routed_a = model.routed_.copy()
+    run(model, data[3000:6000])
+    grown, routed_b = len(model.pool_), model.routed_.copy()
+    assert grown == 3
     accuracy_back = run(model, data[6000:7000])
+    back = model.routed_ - routed_b
     assert len(model.pool_) == grown  # no new expert for a regime it knows
-    assert accuracy_back > 0.8
+    assert back[2] < 0.1 * back.sum()  # the expert grown for B is left alone
+    assert back[routed_a.argmax()] > 0.6 * back.sum()  # A goes back mostly to A's main expert
+    assert accuracy_back > 0.75
 
 
 def test_growth_is_sublinear_on_recurring_concepts():

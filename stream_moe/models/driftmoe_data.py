@@ -159,8 +159,7 @@ class DriftMoEData(Mixture):
         self.counts_ = dict.fromkeys(("warnings", "drifts", "background_takeovers", "expansions", "prunes"), 0)
         self.pool_sizes_ = [(0, self.n_experts)]
         self._recent_use = np.zeros(self.n_experts)  # exponentially decayed top-1 counts, for pruning
-        self._novelty_sums = np.zeros(self.n_experts)  # per expert, sum of novelty over the rows in the window
-        self._novelty_rows: list[np.ndarray] = []
+        self._novelty_recent = np.zeros((0, self.n_experts))  # novelty of the last `novelty_window` rows learned
         self._drifted_at = np.full(self.n_experts, -np.inf)
         self._last_expansion = 0
         self._fresh: int | None = None  # the expert added last, while it is being routed the novel instances
@@ -204,19 +203,26 @@ class DriftMoEData(Mixture):
     def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
         gates, novelty = self._gates(z, logits)
         self._replaced_in_batch: list[tuple[int, int]] = []  # (row, expert): earlier rows' masks judged the old expert
+        self._described: dict[int, list[int]] = {}  # expert -> rows it learned in this batch, for its descriptor
         out = []
         for i, (x, y) in enumerate(zip(xs, ys)):
             self._row = i
-            out.append(self._step(x, y, z[i], gates[i], None if novelty is None else novelty[i]))
+            out.append(self._step(x, y, gates[i], None if novelty is None else novelty[i]))
         for row, e in self._replaced_in_batch:
             for _, mask in out[:row]:
                 if mask is not None:
                     mask[e] = 0.0
         if self.expansion:
+            for e, rows in self._described.items():
+                self.pool_.describe(e, z[rows])
+            learned = [i for i, y in enumerate(ys) if y is not None]
+            if not self._replaced_in_batch:  # a replacement resets a descriptor: the window restarts
+                recent = np.concatenate([self._novelty_recent, novelty[learned]])
+                self._novelty_recent = recent[-self.novelty_window :]
             self._maybe_expand()
         return out
 
-    def _step(self, x, y, z_row, gate, novelty) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
+    def _step(self, x, y, gate, novelty) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
         n_pool = len(self.pool_)
         if len(gate) < n_pool:  # experts added earlier in this batch: not scored by this batch's router call
             gate = np.pad(gate, (0, n_pool - len(gate)), constant_values=-np.inf)
@@ -246,11 +252,10 @@ class DriftMoEData(Mixture):
         self.routed_[order[0]] += 1
         self._recent_use *= 0.999
         self._recent_use[order[0]] += 1.0
-        if novelty is not None:
-            self._remember_novelty(novelty[: n_pool])
-
         for e in chosen:
-            self.pool_.learn(e, [x], [y], z_row[None, :])
+            self.pool_.learn(e, [x], [y])
+            if novelty is not None:
+                self._described.setdefault(e, []).append(self._row)
             state = self.pool_.watch(e, [not right[e]])
             if state == WARNING:
                 self._log("warnings", e)
@@ -275,6 +280,7 @@ class DriftMoEData(Mixture):
         self._replaced_in_batch.append((self._row, e))
         self._drifted_at[e] = self.n_learned_
         if self.expansion:
+            self._described.pop(e, None)  # those rows were the old expert's
             self._forget_novelty()
 
     def _is_novel(self, novelty: np.ndarray) -> bool:
@@ -282,18 +288,8 @@ class DriftMoEData(Mixture):
         others = np.delete(novelty[: len(self.pool_)], self._fresh) if self._fresh < len(novelty) else novelty
         return len(others) > 0 and others.min() > self.novelty_threshold
 
-    def _remember_novelty(self, novelty: np.ndarray) -> None:
-        if len(novelty) != len(self._novelty_sums):
-            self._forget_novelty()
-            return
-        self._novelty_rows.append(novelty)
-        self._novelty_sums += novelty
-        if len(self._novelty_rows) > self.novelty_window:
-            self._novelty_sums -= self._novelty_rows.pop(0)
-
     def _forget_novelty(self) -> None:
-        self._novelty_rows = []
-        self._novelty_sums = np.zeros(len(self.pool_))
+        self._novelty_recent = np.zeros((0, len(self.pool_)))
 
     def _in_use_have_all_drifted(self) -> bool:
         in_use = self._recent_use > 0.05 * self._recent_use.sum()
@@ -302,8 +298,8 @@ class DriftMoEData(Mixture):
     def _maybe_expand(self) -> None:
         """At a batch end (so that the router's masks of the batch keep their width): expand if no expert covers the
         recent inputs or every expert in use has just drifted."""
-        full_window = len(self._novelty_rows) >= self.novelty_window
-        novel = full_window and (self._novelty_sums / len(self._novelty_rows)).min() > self.novelty_threshold
+        recent = self._novelty_recent
+        novel = len(recent) >= self.novelty_window and recent.mean(axis=0).min() > self.novelty_threshold
         if novel or self._in_use_have_all_drifted():
             self._expand()
 

@@ -125,9 +125,9 @@ class ExpertPool:
                         row[k, i] = p
         return out
 
-    def learn(self, e: int, xs, ys, z: np.ndarray | None = None) -> None:
-        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order; its descriptor
-        absorbs their router inputs `z`. With online bagging each row has a Poisson(lambda) weight (0: skipped)."""
+    def learn(self, e: int, xs, ys) -> None:
+        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order. With online bagging
+        each row has a Poisson(lambda) weight (0: skipped)."""
         if self.subspace is not None and self.subspaces[e] is None and xs:
             names = sorted(xs[0])
             size = max(1, round(self.subspace * len(names)))
@@ -144,7 +144,10 @@ class ExpertPool:
                 else:
                     model.learn_one(x, y, w=float(weights[i]))
         self.usage_[e] += len(ys)
-        if self.descriptors[e] is not None and z is not None and len(z):
+
+    def describe(self, e: int, z: np.ndarray) -> None:
+        """Expert `e`'s descriptor absorbs the router inputs of rows it learned."""
+        if self.descriptors[e] is not None and len(z):
             self.descriptors[e].learn(z)
 
     def watch(self, e: int, errors) -> int:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from river import base
 
-from stream_moe.models.detectors import DRIFT, WARNING
-from stream_moe.models.experts import ExpertPool
 from stream_moe.models.mixture import Mixture
-
-log = logging.getLogger(__name__)
 
 
 class DriftMoEData(Mixture):
@@ -30,11 +24,10 @@ class DriftMoEData(Mixture):
     Adaptation (all off by default, which is the published model):
 
     - Drift detection: with a `drift_detector`, each expert's errors on the instances it learns feed a detector of its
-      own; a warning starts a background expert trained alongside, a drift puts the background (or a fresh) expert in
-      its slot and re-initialises its router output. `warning_detector` gives the warning level to detectors without
-      one (ADWIN, KSWIN, Page-Hinkley), as ARF does.
-    - Diversity: `bagging_lambda` > 0 gives each learning expert a Poisson(lambda) weight per instance (online
-      bagging), `subspace` a random share of the features per expert (a new draw when an expert is replaced).
+      own (see `Mixture`); `warning_detector` gives the warning level to detectors without one (ADWIN, KSWIN,
+      Page-Hinkley), as ARF does.
+    - Diversity: online bagging (`bagging_lambda`, see `Mixture`), and `subspace`, a random share of the features per
+      expert (a new draw when an expert is replaced).
     - Self-expansion (`expansion=True`, after SEMA): each expert keeps a descriptor of its training inputs. When, over
       the last `novelty_window` instances, every descriptor finds the inputs novel (mean z-score above
       `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
@@ -42,9 +35,6 @@ class DriftMoEData(Mixture):
       instances until its descriptor has matured. Routing subtracts each expert's novelty above the
       threshold from its gate score, so a regime that comes back goes to the experts that learned it. At
       `max_experts` the least used expert of the recent past is pruned first.
-
-    `events_` lists what happened (instance index, kind, expert), `counts_` counts it, `pool_sizes_` records
-    (instance index, pool size) at every change.
 
     Parameters
     ----------
@@ -116,7 +106,10 @@ class DriftMoEData(Mixture):
         device: str = "auto",
         seed: int = 0,
     ):
-        super().__init__(expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight, device, seed)
+        super().__init__(
+            expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight,
+            drift_detector, warning_detector, bagging_lambda, device, seed,
+        )
         if prediction not in ("top1", "mixture"):
             raise ValueError(f"prediction must be 'top1' or 'mixture', not {prediction!r}")
         if not 1 <= top_k <= n_experts:
@@ -127,9 +120,6 @@ class DriftMoEData(Mixture):
         self.top_k = top_k
         self.prediction = prediction
         self.explore = explore
-        self.drift_detector = drift_detector
-        self.warning_detector = warning_detector
-        self.bagging_lambda = bagging_lambda
         self.subspace = subspace
         self.expansion = expansion
         self.max_experts = max_experts
@@ -142,22 +132,12 @@ class DriftMoEData(Mixture):
 
     def _build(self) -> None:
         self.router_ = self._new_router(self.n_experts)
-        self.pool_ = ExpertPool(
-            self._expert_prototype(),
-            self.n_experts,
-            drift_detector=self.drift_detector,
-            warning_detector=self.warning_detector,
-            descriptors=self.novelty_threshold if self.expansion else None,
-            bagging_lambda=self.bagging_lambda,
-            subspace=self.subspace,
-            seed=self.seed,
+        self.pool_ = self._new_pool(
+            self.n_experts, descriptors=self.novelty_threshold if self.expansion else None, subspace=self.subspace
         )
         self.routed_ = np.zeros(self.n_experts, dtype=np.int64)
         self.rng_ = np.random.default_rng(self.seed)
-        self.n_learned_ = 0
-        self.events_: list[tuple[int, str, int]] = []
-        self.counts_ = dict.fromkeys(("warnings", "drifts", "background_takeovers", "expansions", "prunes"), 0)
-        self.pool_sizes_ = [(0, self.n_experts)]
+        self._start_log()
         self._recent_use = np.zeros(self.n_experts)  # exponentially decayed top-1 counts, for pruning
         self._novelty_recent = np.zeros((0, self.n_experts))  # novelty of the last `novelty_window` rows learned
         self._drifted_at = np.full(self.n_experts, -np.inf)
@@ -256,27 +236,16 @@ class DriftMoEData(Mixture):
             self.pool_.learn(e, [x], [y])
             if novelty is not None:
                 self._described.setdefault(e, []).append(self._row)
-            state = self.pool_.watch(e, [not right[e]])
-            if state == WARNING:
-                self._log("warnings", e)
-            elif state == DRIFT:
-                self._replace(e)
+            if self._watch(e, not right[e]):
+                self._replaced(e)
         if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
             self._fresh = None
         return detail, right.astype(np.float32)
 
     # ---- adaptation -------------------------------------------------------------------------------------------------
 
-    def _log(self, counter: str, expert: int) -> None:
-        self.counts_[counter] += 1
-        self.events_.append((self.n_learned_, counter, int(expert)))
-        log.debug("%s: expert %d at instance %d", counter, expert, self.n_learned_)
-
-    def _replace(self, e: int) -> None:
-        self._log("drifts", e)
-        if self.pool_.replace(e):
-            self._log("background_takeovers", e)
-        self.router_.reset_output(e)
+    def _replaced(self, e: int) -> None:
+        """Bookkeeping after expert e was replaced (see `Mixture._watch`)."""
         self._replaced_in_batch.append((self._row, e))
         self._drifted_at[e] = self.n_learned_
         if self.expansion:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from river import base
 
-from stream_moe.models.experts import ExpertPool
 from stream_moe.models.mixture import Mixture
 
 
@@ -48,20 +47,28 @@ class DriftMoETask(Mixture):
         router_batch: int = 256,
         router_epochs: int = 1,
         balance_weight: float = 0.0,
+        drift_detector=None,
+        warning_detector=None,
+        bagging_lambda: float = 0.0,
         device: str = "auto",
         seed: int = 0,
     ):
-        super().__init__(expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight, device, seed)
+        super().__init__(
+            expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight,
+            drift_detector, warning_detector, bagging_lambda, device, seed,
+        )
 
     def _ready(self) -> bool:
         return hasattr(self, "router_")
 
     def _build(self) -> None:
-        self.pool_ = ExpertPool(self._expert_prototype())
+        self.pool_ = self._new_pool(0)
         self.rng_ = np.random.default_rng(self.seed)
+        self._start_log()
 
     def _on_new_class(self, y) -> None:
         self.pool_.add()
+        self.pool_sizes_.append((self.n_learned_, len(self.pool_)))
         if hasattr(self, "router_"):
             self.router_.add_output()
         else:
@@ -105,6 +112,8 @@ class DriftMoETask(Mixture):
         right = (positive > 0.5) == is_class
         if not right.any():
             right[self._tie_break(np.where(is_class, positive, 1.0 - positive))] = True
+        self.n_learned_ += 1
         for e in range(len(self.classes_)):
             self.pool_.learn(e, [x], [bool(is_class[e])])
+            self._watch(e, not right[e])
         return detail, right.astype(np.float32)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import abc
+import logging
 
 import numpy as np
 from river import base
 
-from stream_moe.models.experts import default_expert
+from stream_moe.models.detectors import DRIFT, WARNING
+from stream_moe.models.experts import ExpertPool, default_expert
 from stream_moe.models.features import FeatureEncoder
 from stream_moe.models.router import Router
+
+log = logging.getLogger(__name__)
 
 
 class Mixture(base.Classifier, abc.ABC):
@@ -26,6 +30,13 @@ class Mixture(base.Classifier, abc.ABC):
       already including the batch's inputs), and a router update that falls due inside the batch runs at its end.
       With batches of one there is no difference.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
+
+    Both variants can watch each expert with a drift detector (`drift_detector`, `warning_detector`: names such as
+    "adwin(delta=0.001)", "ddm", "hddm_a" or river detectors; see `stream_moe.models.detectors`): a warning starts a
+    background expert trained alongside, a drift puts it (or a fresh expert) in the drifted one's slot and resets that
+    expert's router output. `bagging_lambda` > 0 gives each learning expert a Poisson(lambda) weight per instance
+    (online bagging, as ARF). `events_` lists what happened (instance index, kind, expert), `counts_` counts it,
+    `pool_sizes_` records (instance index, pool size) at every change.
     """
 
     def __init__(
@@ -37,6 +48,9 @@ class Mixture(base.Classifier, abc.ABC):
         router_batch: int,
         router_epochs: int,
         balance_weight: float,
+        drift_detector,
+        warning_detector,
+        bagging_lambda: float,
         device: str,
         seed: int,
     ):
@@ -47,6 +61,9 @@ class Mixture(base.Classifier, abc.ABC):
         self.router_batch = router_batch
         self.router_epochs = router_epochs
         self.balance_weight = balance_weight
+        self.drift_detector = drift_detector
+        self.warning_detector = warning_detector
+        self.bagging_lambda = bagging_lambda
         self.device = device
         self.seed = seed
 
@@ -70,6 +87,43 @@ class Mixture(base.Classifier, abc.ABC):
             device=self.device,
             seed=self.seed,
         )
+
+    def _new_pool(self, n_experts: int, **options) -> ExpertPool:
+        return ExpertPool(
+            self._expert_prototype(),
+            n_experts,
+            drift_detector=self.drift_detector,
+            warning_detector=self.warning_detector,
+            bagging_lambda=self.bagging_lambda,
+            seed=self.seed,
+            **options,
+        )
+
+    def _start_log(self) -> None:
+        """The adaptation record: instances learned, what happened when, counts, and pool sizes over time."""
+        self.n_learned_ = 0
+        self.events_: list[tuple[int, str, int]] = []
+        self.counts_ = dict.fromkeys(("warnings", "drifts", "background_takeovers", "expansions", "prunes"), 0)
+        self.pool_sizes_ = [(0, len(self.pool_))]
+
+    def _log(self, counter: str, expert: int) -> None:
+        self.counts_[counter] += 1
+        self.events_.append((self.n_learned_, counter, int(expert)))
+        log.debug("%s: expert %d at instance %d", counter, expert, self.n_learned_)
+
+    def _watch(self, e: int, error: bool) -> bool:
+        """Feed expert e's monitor one error; on a drift replace the expert and reset its router output. Returns
+        whether it was replaced."""
+        state = self.pool_.watch(e, [error])
+        if state == WARNING:
+            self._log("warnings", e)
+        elif state == DRIFT:
+            self._log("drifts", e)
+            if self.pool_.replace(e):
+                self._log("background_takeovers", e)
+            self.router_.reset_output(e)
+            return True
+        return False
 
     def _register_class(self, y) -> int:
         """Index of class y, registering it (and growing what follows the classes) on first sight."""

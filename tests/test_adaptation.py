@@ -67,7 +67,7 @@ def regimes(sequence, per_regime, seed=0, n_features=6):
 
 def expanding(**kw):
     params = dict(n_experts=2, top_k=1, expansion=True, max_experts=6, novelty_window=200, expansion_cooldown=600,
-                  router_batch=32, device="cpu", seed=0)
+                  prediction="top1", drift_detector=None, bagging_lambda=0.0, router_batch=32, device="cpu", seed=0)
     return DriftMoEData(**{**params, **kw})
 
 

@@ -69,6 +69,8 @@ class InputDescriptor:
         With `absorb_below`, a mature descriptor ignores inputs more novel than that: an expert's descriptor keeps
         describing its own region even when the router sends it inputs from elsewhere (as SEMA freezes descriptors).
         """
+        if z.shape[1] == 0:  # encoded before any statistics existed (a model's first batch): nothing to describe
+            return
         z = self._fit_width(np.asarray(z, dtype=np.float64))
         if self.absorb_below is not None and self.mature:
             z = z[self.score(z) <= self.absorb_below]

@@ -26,8 +26,8 @@ class Mixture(base.Classifier, abc.ABC):
     - `predict_learn_many(xs, ys)`: test-then-train over the batch, i.e. `predict_proba_one(x)` then (when `y` is not
       None) `learn_one(x, y)` for each row in order, returning the predictions. The experts are exactly as in that
       sequence (each row is predicted by experts that learned every earlier row). What differs: the router is called
-      once for the batch, so every row is routed by the router and input statistics of the batch start (the statistics
-      already including the batch's inputs), and a router update that falls due inside the batch runs at its end.
+      once for the batch, so every row is routed by the router and input statistics of the batch start, and a router
+      update that falls due inside the batch runs at its end.
       With batches of one there is no difference.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
 
@@ -164,14 +164,15 @@ class Mixture(base.Classifier, abc.ABC):
                 self.encoder_ = FeatureEncoder()
                 self.classes_: list = []
                 self._class_index: dict = {}
+        if not hasattr(self, "encoder_"):
+            return [({}, []) for _ in xs]
+        z = self.encoder_.transform_many(xs)  # statistics of the batch start, as predict_proba_one would use
+        if labelled:
             self.encoder_.learn_many(labelled)
             if first:
                 self._build()
             elif hasattr(self, "router_"):
                 self.router_.grow_inputs(self.encoder_.n_columns)
-        if not hasattr(self, "encoder_"):
-            return [({}, []) for _ in xs]
-        z = self.encoder_.transform_many(xs)
         logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
         results = self._learn_batch(xs, ys, z, logits)
         rows = [i for i, (_, mask) in enumerate(results) if mask is not None]

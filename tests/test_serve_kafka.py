@@ -1,0 +1,99 @@
+"""`stream-moe serve` end to end against a real broker: delivery, crash safety, delayed labels, bad input, SIGTERM."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from kafka_broker import consume, fresh_topics, produce, shard_states, start_serve, terminate, write_config
+
+
+def events(start: int, n: int, labelled: bool = True, seed: int = 0) -> list[dict]:
+    """SEA-like events with ids start..start+n-1 and timestamps equal to their index."""
+    rng = random.Random(seed + start)
+    out = []
+    for i in range(start, start + n):
+        x = {"f1": rng.uniform(0, 10), "f2": rng.uniform(0, 10), "f3": rng.uniform(0, 10)}
+        event = {"id": str(i), "ts": float(i), "x": x}
+        if labelled:
+            event["y"] = int(x["f1"] + x["f2"] <= 8)
+        out.append(event)
+    return out
+
+
+def predicted_ids(broker, topic, partitions, expected: set[str], timeout_s: float = 90.0) -> set[str]:
+    values = consume(broker, topic, partitions, lambda v: {p["id"] for p in v} >= expected, timeout_s)
+    return {p["id"] for p in values}
+
+
+def check_learned_once(checkpoint_dir, expected: set[str]) -> None:
+    states = shard_states(checkpoint_dir)
+    learned = [i for s in states.values() for i in s["learned_ids"]]
+    assert sum(s["learned"] for s in states.values()) == len(expected)
+    assert len(learned) == len(set(learned)), "an event was learned twice"
+    assert set(learned) == expected, "an event was never learned"
+
+
+def test_serve_predicts_learns_and_resumes_after_sigterm(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data",
+                          features=["f1", "f2", "f3"], classes=[0, 1])
+    produce(broker, topics["events"], events(0, 300), partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    first = {str(i) for i in range(300)}
+    assert predicted_ids(broker, topics["predictions"], 2, first) >= first
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", first)
+
+    produce(broker, topics["events"], events(300, 200), partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    both = {str(i) for i in range(500)}
+    assert predicted_ids(broker, topics["predictions"], 2, both) >= both
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", both)
+    positions = {k: v for s in shard_states(tmp_path / "checkpoints").values() for k, v in s["positions"].items()}
+    assert positions == {(topics["events"], 0): 250, (topics["events"], 1): 250}
+
+
+def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, checkpoint_every_s=0.3)
+    n = 3000
+    produce(broker, topics["events"], events(0, n), partitions=2)
+    rng = random.Random(7)
+    for _ in range(3):
+        service = start_serve(config, tmp_path / "serve.log")
+        time.sleep(rng.uniform(5.0, 9.0))
+        service.kill()
+        service.wait()
+    service = start_serve(config, tmp_path / "serve.log")
+    expected = {str(i) for i in range(n)}
+    assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", expected)
+
+
+def test_delayed_labels_join_and_unmatched_ones_expire(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "labels", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, pending_max_age_s=50.0)
+    unlabelled = events(0, 200, labelled=False)
+    produce(broker, topics["events"], unlabelled, partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    ids = {str(i) for i in range(200)}
+    assert predicted_ids(broker, topics["predictions"], 2, ids) >= ids
+    truth = {e["id"]: int(e["x"]["f1"] + e["x"]["f2"] <= 8) for e in unlabelled}
+    # Each shard's clock is its newest event time (198 and 199) and the age limit 50: ids 148..199 are still
+    # waiting, the 148 older ones have expired. Labels go to the partition of their event (index parity = id parity).
+    late = [{"id": str(i), "y": truth[str(i)]} for i in range(150, 200)]
+    expired = [{"id": str(i), "y": truth[str(i)]} for i in range(0, 10)]
+    produce(broker, topics["labels"], late + expired, partitions=2)
+    letters = consume(broker, topics["dead"], 2, lambda v: len(v) >= 10, timeout_s=60)
+    assert terminate(service) == 0
+    assert len(letters) == 10 and {d["kind"] for d in letters} == {"unknown_id"}
+    assert {d["source"] for d in letters} == {topics["labels"]} and all("unknown id" in d["reason"] for d in letters)
+    states = shard_states(tmp_path / "checkpoints")
+    assert sum(s["learned"] for s in states.values()) == 50
+    assert sum(s["pending"].joined for s in states.values()) == 50
+    assert sum(s["pending"].expired for s in states.values()) == 148

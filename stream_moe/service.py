@@ -23,6 +23,11 @@ from stream_moe.shards import Shards
 log = logging.getLogger("stream_moe.service")
 
 
+def readable(positions: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Positions keyed `topic:partition`, for logs."""
+    return {f"{source}:{partition}": offset for (source, partition), offset in positions.items()}
+
+
 class Service:
     """Runs `loop` until its source ends or a stop signal; `source` is the loop's source when it is Kafka (partitions
     come and go), None for a finite embedded source (one shard, partition 0, sought at start)."""
@@ -66,7 +71,7 @@ class Service:
             shard = self.shards.get(0)
             self.loop.source.seek(shard.positions.get((self.loop.source.name, 0), 0))
         self.started = True
-        log.info("serving", extra={"source": self.loop.source.name, "restored": self.shards.positions()})
+        log.info("serving", extra={"source": self.loop.source.name, "restored": readable(self.shards.positions())})
         try:
             stats = self.loop.run(on_batch=self._after_batch)
             self.checkpoint()
@@ -121,7 +126,7 @@ class Service:
             shard = self.shards.get(n)
             if shard.positions:
                 self.kafka.seek(shard.positions)
-        log.info("partitions assigned", extra={"partitions": partitions, "resume_at": self.shards.positions()})
+        log.info("partitions assigned", extra={"partitions": partitions, "resume_at": readable(self.shards.positions())})
 
     def _revoked(self, partitions: list[int]) -> None:
         self.checkpoint(partitions)

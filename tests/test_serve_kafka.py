@@ -59,13 +59,14 @@ def test_serve_predicts_learns_and_resumes_after_sigterm(broker, tmp_path):
 
 def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     topics = fresh_topics(broker, 2, "events", "predictions", "dead")
-    config = write_config(tmp_path / "service.yaml", broker, topics, checkpoint_every_s=0.3)
-    n = 3000
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", checkpoint_every_s=0.3)
+    n = 2400
     produce(broker, topics["events"], events(0, n), partitions=2)
     rng = random.Random(7)
-    for _ in range(3):
+    for progress in (0.15, 0.4, 0.65):  # SIGKILL once this share of the events has been predicted, give or take
         service = start_serve(config, tmp_path / "serve.log")
-        time.sleep(rng.uniform(5.0, 9.0))
+        target = {str(i) for i in range(int(n * (progress + rng.uniform(-0.05, 0.05))))}
+        consume(broker, topics["predictions"], 2, lambda v: len({p["id"] for p in v} & target) >= len(target), 120)
         service.kill()
         service.wait()
     service = start_serve(config, tmp_path / "serve.log")
@@ -73,6 +74,8 @@ def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
     assert terminate(service) == 0
     check_learned_once(tmp_path / "checkpoints", expected)
+    resumed = [line for line in (tmp_path / "serve.log").read_text().splitlines() if '"resume_at": {"' in line]
+    assert len(resumed) >= 3, "the kills should have hit a service in the middle of the stream"
 
 
 def test_delayed_labels_join_and_unmatched_ones_expire(broker, tmp_path):

@@ -65,8 +65,10 @@ class Service:
         return self.started and not self.stopping and (self.kafka is None or bool(self.shards.owned))
 
     def run(self) -> LoopStats:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, frame: self.stop(signal.Signals(signum).name))
+        previous = {
+            sig: signal.signal(sig, lambda signum, frame: self.stop(signal.Signals(signum).name))
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
         if self.kafka is None:
             shard = self.shards.get(0)
             self.loop.source.seek(shard.positions.get((self.loop.source.name, 0), 0))
@@ -79,6 +81,8 @@ class Service:
             self.loop.source.close()
             for sink in (*self.loop.sinks, *self.loop.dead_letters):
                 sink.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         log.info("stopped", extra={"records": stats.records, "predictions": stats.predictions,
                                    "learned": stats.learned, "dead_letters": stats.dead_letters})
         return stats

@@ -100,3 +100,34 @@ def test_delayed_labels_join_and_unmatched_ones_expire(broker, tmp_path):
     assert sum(s["learned"] for s in states.values()) == 50
     assert sum(s["pending"].joined for s in states.values()) == 50
     assert sum(s["pending"].expired for s in states.values()) == 148
+
+
+BAD_INPUT = {
+    "invalid_json": b'{"id": "b1", "x": {"f1": 1.0,',
+    "wrong_type": {"id": "b2", "x": {"f1": "1.0", "f2": [1], "f3": 2.0}, "y": 0},
+    "missing_feature": {"id": "b3", "x": {"f1": 1.0, "f2": 2.0}, "y": 0},
+    "extra_feature": {"id": "b4", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0, "f4": 4.0}, "y": 0},
+    "non_finite": b'{"id": "b5", "x": {"f1": Infinity, "f2": 2.0, "f3": 3.0}, "y": 0}',
+    "unknown_class": {"id": "b6", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0}, "y": 7},
+    "oversized": {"id": "b7", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0}, "y": 0, "key": "k" * 5000},
+    "unknown_id": {"id": "never-seen", "y": 1},
+}
+
+
+def test_bad_input_goes_to_dead_letters_and_serving_goes_on(broker, tmp_path):
+    topics = fresh_topics(broker, 1, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, features=["f1", "f2", "f3"], classes=[0, 1],
+                          max_message_bytes=4096)
+    good = events(0, 100)
+    stream = good[:50] + list(BAD_INPUT.values()) + good[50:]
+    produce(broker, topics["events"], stream)
+    service = start_serve(config, tmp_path / "serve.log")
+    ids = {str(i) for i in range(100)}
+    assert predicted_ids(broker, topics["predictions"], 1, ids) >= ids
+    letters = consume(broker, topics["dead"], 1, lambda v: len(v) >= len(BAD_INPUT))
+    assert terminate(service) == 0
+    assert sorted(d["kind"] for d in letters) == sorted(BAD_INPUT)
+    for letter in letters:
+        assert letter["reason"] and letter["source"] == topics["events"] and letter["partition"] == 0
+        assert 50 <= letter["offset"] < 50 + len(BAD_INPUT)
+    check_learned_once(tmp_path / "checkpoints", ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -131,3 +132,35 @@ def test_bad_input_goes_to_dead_letters_and_serving_goes_on(broker, tmp_path):
         assert letter["reason"] and letter["source"] == topics["events"] and letter["partition"] == 0
         assert 50 <= letter["offset"] < 50 + len(BAD_INPUT)
     check_learned_once(tmp_path / "checkpoints", ids)
+
+
+def assignments(log) -> list[list[int]]:
+    return [
+        json.loads(line)["partitions"] for line in log.read_text().splitlines()
+        if '"message": "partitions assigned"' in line
+    ]
+
+
+@pytest.mark.slow
+def test_two_replicas_split_partitions_and_hand_over_state(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data")
+    produce(broker, topics["events"], events(0, 400), partitions=2)
+    a = start_serve(config, tmp_path / "a.log")
+    first = {str(i) for i in range(400)}
+    assert predicted_ids(broker, topics["predictions"], 2, first) >= first
+    b = start_serve(config, tmp_path / "b.log")  # joins the group: the partitions are split
+    deadline = time.monotonic() + 60
+    while not assignments(tmp_path / "b.log") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    produce(broker, topics["events"], events(400, 400), partitions=2)
+    second = {str(i) for i in range(800)}
+    assert predicted_ids(broker, topics["predictions"], 2, second) >= second
+    assert terminate(b) == 0  # leaves: its partition and its model go back to a
+    produce(broker, topics["events"], events(800, 400), partitions=2)
+    every = {str(i) for i in range(1200)}
+    assert predicted_ids(broker, topics["predictions"], 2, every) >= every
+    assert terminate(a) == 0
+    assert len(assignments(tmp_path / "b.log")[-1]) == 1, "the second replica should own one partition"
+    assert assignments(tmp_path / "a.log")[-1] == [0, 1]
+    check_learned_once(tmp_path / "checkpoints", every)

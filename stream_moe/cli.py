@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-COMMANDS = ("replay", "streams")
+COMMANDS = ("replay", "streams", "forecast")
 
 EPILOG = """\
 examples:

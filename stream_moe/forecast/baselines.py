@@ -172,7 +172,7 @@ class HoltWinters(PerSeries):
     """river's additive Holt-Winters per series: exponentially smoothed level, trend and season (additive, because
     the multiplicative form divides by a level that a failed link brings to zero)."""
 
-    def __init__(self, alpha: float = 0.3, beta: float = 0.05, gamma: float = 0.3, season: int | None = None):
+    def __init__(self, alpha: float = 0.5, beta: float = 0.01, gamma: float = 0.5, season: int | None = None):
         self.alpha = alpha
         self.beta = beta
         self.gamma = gamma

@@ -1,9 +1,11 @@
 """A liquid neural network (CfC or LTC cell) that forecasts every series of a network at once and keeps learning.
 
 All series (links) are one batch: a step of the whole network is one forward pass of the cell, whatever the number of
-links. Each series is normalised by its own exponentially weighted mean and deviation, and the network forecasts the
-*change* of the normalised value, from two inputs per series: its latest value and, when `season` is given, how the
-series moved at the same time one season ago. The hidden state is carried from step to step.
+links. The network forecasts the next *change* of each series, in units of that series' typical change (an
+exponentially weighted mean of its absolute changes, outliers clipped), from two inputs per series: its latest change
+and, when `season` is given, its change at the same time one season ago. Working on changes, not levels, makes a
+forecaster that a sudden shift of level (a failure re-routing traffic) disturbs for one step, not until its statistics
+have caught up. The hidden state is carried from step to step.
 
 Online adaptation: after each observation, one gradient step on the last `window` steps (truncated backpropagation
 through time, starting from the hidden state carried `window` steps ago). After a link failure shifts the loads, the
@@ -47,7 +49,8 @@ class LiquidForecaster:
     window: steps of the recent window each online update learns from (0: no online learning).
     lr: Adam's learning rate of the online updates.
     season: steps per season (e.g. a day) for the seasonal input; None leaves it out.
-    decay: weight of a new value in each series' running mean and variance.
+    decay: weight of a new change in each series' typical change.
+    clip: changes are clipped to this many typical changes.
     device: ``auto``, ``cpu`` or ``cuda``.
     seed: seed of the initial weights.
     """
@@ -60,6 +63,7 @@ class LiquidForecaster:
         lr: float = 3e-3,
         season: int | None = None,
         decay: float = 0.01,
+        clip: float = 5.0,
         device: str = "auto",
         seed: int = 0,
     ):
@@ -69,10 +73,12 @@ class LiquidForecaster:
         self.lr = lr
         self.season = season
         self.decay = decay
+        self.clip = clip
         self.device = device
         self.seed = seed
 
-    def _build(self, n: int) -> None:
+    def _build(self, values: np.ndarray) -> None:
+        n = len(values)
         self.device_ = resolve_device(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -81,24 +87,28 @@ class LiquidForecaster:
         self.cell_.to(self.device_)
         self.head_.to(self.device_)
         self.optimizer_ = torch.optim.Adam([*self.cell_.parameters(), *self.head_.parameters()], lr=self.lr, foreach=True)
-        self.mean_ = None
-        self.var_ = np.ones(n)
-        # raw values, time spans and hidden states of the recent past, newest last
-        self.values_ = collections.deque(maxlen=self.window + 2 + (self.season or 0))
+        self.typical_ = np.zeros(n)  # exponentially weighted mean absolute change, before bias correction
+        self.count_ = 0
+        # raw values (the first twice: a first change of zero), time spans and hidden states, newest last
+        self.values_ = collections.deque([values], maxlen=self.window + 3 + (self.season or 0))
         self.spans_ = collections.deque(maxlen=self.window + 1)
         self.states_ = collections.deque([torch.zeros(n, self.hidden, device=self.device_)], maxlen=self.window + 2)
 
-    def _normalise(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.mean_) / np.sqrt(self.var_ + 1e-8)
+    @property
+    def scale_(self) -> np.ndarray:
+        return self.typical_ / (1 - (1 - self.decay) ** max(self.count_, 1)) + 1e-8
 
-    def _inputs(self, z: np.ndarray, steps: int) -> np.ndarray:
-        """Inputs of the last `steps` steps of the normalised history z (steps x series): series x steps x 2, the
-        value and the seasonal change (how the series moved from the same time one season before the next step)."""
+    def _changes(self) -> np.ndarray:
+        """The changes of the recent values, in typical changes and clipped: steps x series."""
+        return np.clip(np.diff(np.stack(self.values_), axis=0) / self.scale_, -self.clip, self.clip)
+
+    def _inputs(self, d: np.ndarray, steps: int) -> np.ndarray:
+        """Inputs of the last `steps` steps of the changes d: series x steps x 2, the change and the seasonal change
+        (the change one season before the next step)."""
         rows = []
-        for i in range(len(z) - steps, len(z)):
-            back = i - self.season + 1 if self.season else 0
-            seasonal = z[back] - z[back - 1] if back >= 1 else np.zeros(z.shape[1])
-            rows.append(np.stack([z[i], seasonal], axis=1))
+        for i in range(len(d) - steps, len(d)):
+            back = i - self.season + 1 if self.season else -1
+            rows.append(np.stack([d[i], d[back] if back >= 0 else np.zeros(d.shape[1])], axis=1))
         return np.stack(rows, axis=1)
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -109,27 +119,25 @@ class LiquidForecaster:
         sampling is regular)."""
         values = np.asarray(values, dtype=float)
         if not hasattr(self, "cell_"):
-            self._build(len(values))
-        if self.mean_ is None:
-            self.mean_ = values.copy()
-        else:
-            delta = values - self.mean_
-            self.mean_ = self.mean_ + self.decay * delta
-            self.var_ = (1 - self.decay) * (self.var_ + self.decay * delta**2)
+            self._build(values)
+        change = np.abs(values - self.values_[-1])
+        if self.count_ > 1 / self.decay:
+            change = np.minimum(change, self.clip * self.scale_)
+        self.typical_ = (1 - self.decay) * self.typical_ + self.decay * change
+        self.count_ += 1
         self.values_.append(values)
         self.spans_.append(1.0 if dt is None else float(dt))
-        z = self._normalise(np.stack(self.values_))
+        d = self._changes()
         spans = self._tensor(np.array(self.spans_)).expand(len(values), -1)
-        x = self._tensor(self._inputs(z, 1)[:, 0])
         with torch.no_grad():
-            self.states_.append(self.cell_(x, self.states_[-1], spans[:, -1:]))
+            self.states_.append(self.cell_(self._tensor(self._inputs(d, 1)[:, 0]), self.states_[-1], spans[:, -1:]))
         if self.window and len(self.states_) == self.states_.maxlen:
-            self._adapt(z, spans)
+            self._adapt(d, spans)
 
-    def _adapt(self, z: np.ndarray, spans: torch.Tensor) -> None:
+    def _adapt(self, d: np.ndarray, spans: torch.Tensor) -> None:
         """One gradient step on the last `window` one-step forecasts, from the state carried before them."""
-        inputs = self._tensor(self._inputs(z, self.window + 1)[:, :-1])
-        target = self._tensor((z[-self.window :] - z[-self.window - 1 : -1]).T)
+        inputs = self._tensor(self._inputs(d, self.window + 1)[:, :-1])
+        target = self._tensor(d[-self.window :].T)
         states = run(self.cell_, inputs, self.states_[0], spans[:, -self.window - 1 : -1])
         loss = nn.functional.mse_loss(self.head_(states).squeeze(-1), target)
         self.optimizer_.zero_grad()
@@ -138,14 +146,16 @@ class LiquidForecaster:
 
     @torch.no_grad()
     def forecast(self, h: int = 1) -> np.ndarray:
-        """The next h values of every series (h x series), each step's forecast fed back as the next input."""
-        z = self._normalise(np.stack(self.values_))
+        """The next h values of every series (h x series), each step's forecast change fed back as the next input."""
+        d = self._changes()
         state = self.states_[-1]
+        level = self.values_[-1]
         out = []
         for k in range(h):
             change = self.head_(state).squeeze(-1).cpu().numpy().astype(float)
-            z = np.concatenate([z, (z[-1] + change)[None]])
-            out.append(z[-1])
+            level = level + change * self.scale_
+            out.append(level)
             if k + 1 < h:
-                state = self.cell_(self._tensor(self._inputs(z, 1)[:, 0]), state, 1.0)
-        return np.stack(out) * np.sqrt(self.var_ + 1e-8) + self.mean_
+                d = np.concatenate([d, change[None]])
+                state = self.cell_(self._tensor(self._inputs(d, 1)[:, 0]), state, 1.0)
+        return np.stack(out)

@@ -37,16 +37,12 @@ def one_step_rmse(forecaster, loads: np.ndarray, skip: int) -> float:
     return float(np.sqrt(np.mean(np.square(errors))))
 
 
-@pytest.mark.parametrize(
-    "name, factor",
-    # river's Holt-Winters, smoothing one step at a time, only just beats persistence on a noisy sinusoid
-    [("cfc", 0.5), ("ltc", 0.5), ("mlp-retrained", 0.5), ("seasonal", 0.5), ("snarimax", 0.5), ("holt-winters", 0.9)],
-)
-def test_learns_a_sinusoid_better_than_persistence(name, factor):
-    loads = sinusoids(400)
+@pytest.mark.parametrize("name", ["cfc", "ltc", "mlp-retrained", "seasonal", "snarimax"])
+def test_learns_a_sinusoid_better_than_persistence(name):
+    loads = sinusoids(300)
     params = {"retrain_every": 48, "window": 200} if name == "mlp-retrained" else {}
     model = build_forecaster(name, SEASON, seed=0, device="cpu", **params)
-    assert one_step_rmse(model, loads, 300) < factor * one_step_rmse(Persistence(), loads, 300)
+    assert one_step_rmse(model, loads, 220) < 0.5 * one_step_rmse(Persistence(), loads, 220)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -85,13 +81,13 @@ def test_batched_and_per_link_forecasts_agree(cell):
 
 @pytest.mark.parametrize("name", list(FORECASTERS))
 def test_checkpoint_round_trip_gives_identical_forecasts(name):
-    loads = sinusoids(120)
-    params = {"retrain_every": 50, "window": 100} if name == "mlp-retrained" else {}
+    loads = sinusoids(80)
+    params = {"retrain_every": 30, "window": 60} if name == "mlp-retrained" else {}
     model = build_forecaster(name, SEASON, seed=0, device="cpu", **params)
-    for v in loads[:70]:
+    for v in loads[:50]:
         model.observe(v)
     restored = pickle.loads(pickle.dumps(model))
-    for v in loads[70:]:
+    for v in loads[50:]:
         model.observe(v)
         restored.observe(v)
         np.testing.assert_array_equal(model.forecast(2), restored.forecast(2))
@@ -114,7 +110,7 @@ def test_predictor_serves_forecasts_per_key_across_batches():
 
 def test_forecast_command_prints_the_report_and_writes_results(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "760", "--out", str(out)]) == 0
+    assert main(["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "700", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "RMSE" in printed and "change at step 672" in printed
     summary = json.loads((out / "forecast.json").read_text())

@@ -127,33 +127,14 @@ class RetrainedMLP:
         return np.stack(z[-h:]) * self.scale_[1] + self.scale_[0]
 
 
-class PerSeries:
-    """One river forecaster per series (river's time-series models forecast a single series), built by `new_model`;
-    persistence until `warmup` observations have been seen."""
+class Snarimax:
+    """river's SNARIMAX, one model per series (river's time-series models forecast a single series): online
+    (seasonal) ARIMA fitted by stochastic gradient.
 
-    warmup = 0
-
-    def new_model(self) -> time_series.base.Forecaster:
-        raise NotImplementedError
-
-    def observe(self, values, dt: float | None = None) -> None:
-        values = np.asarray(values, dtype=float)
-        if not hasattr(self, "models_"):
-            self.models_ = [self.new_model() for _ in values]
-            self.seen_ = 0
-        self.seen_ += 1
-        self.last_ = values
-        for model, v in zip(self.models_, values):
-            model.learn_one(float(v))
-
-    def forecast(self, h: int = 1) -> np.ndarray:
-        if self.seen_ <= self.warmup:
-            return np.tile(self.last_, (h, 1))
-        return np.array([m.forecast(h) for m in self.models_], dtype=float).T
-
-
-class Snarimax(PerSeries):
-    """river's SNARIMAX per series: online (seasonal) ARIMA fitted by stochastic gradient."""
+    river's Holt-Winters is not offered: in river 0.26 its additive form initialises the seasonal terms as ratios to
+    the level (the multiplicative form's initialisation), so it starts far off and trails persistence for many seasons;
+    its multiplicative form divides by a level that a failed link brings to zero.
+    """
 
     def __init__(self, p: int = 2, d: int = 1, q: int = 1, season: int | None = None, sp: int = 1, sd: int = 0):
         self.p = p
@@ -163,26 +144,13 @@ class Snarimax(PerSeries):
         self.sp = sp
         self.sd = sd
 
-    def new_model(self) -> time_series.SNARIMAX:
-        m, sp, sd = (self.season, self.sp, self.sd) if self.season else (1, 0, 0)
-        return time_series.SNARIMAX(self.p, self.d, self.q, m=m, sp=sp, sd=sd)
+    def observe(self, values, dt: float | None = None) -> None:
+        values = np.asarray(values, dtype=float)
+        if not hasattr(self, "models_"):
+            m, sp, sd = (self.season, self.sp, self.sd) if self.season else (1, 0, 0)
+            self.models_ = [time_series.SNARIMAX(self.p, self.d, self.q, m=m, sp=sp, sd=sd) for _ in values]
+        for model, v in zip(self.models_, values):
+            model.learn_one(float(v))
 
-
-class HoltWinters(PerSeries):
-    """river's additive Holt-Winters per series: exponentially smoothed level, trend and season (additive, because
-    the multiplicative form divides by a level that a failed link brings to zero)."""
-
-    def __init__(self, alpha: float = 0.5, beta: float = 0.01, gamma: float = 0.5, season: int | None = None):
-        self.alpha = alpha
-        self.beta = beta
-        self.gamma = gamma
-        self.season = season
-
-    @property
-    def warmup(self) -> int:
-        return self.season or 1
-
-    def new_model(self) -> time_series.HoltWinters:
-        if self.season:
-            return time_series.HoltWinters(self.alpha, self.beta, self.gamma, seasonality=self.season)
-        return time_series.HoltWinters(self.alpha, self.beta)
+    def forecast(self, h: int = 1) -> np.ndarray:
+        return np.array([m.forecast(h) for m in self.models_], dtype=float).T

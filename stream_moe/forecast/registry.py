@@ -1,7 +1,7 @@
 """The forecasters by name, and what they all offer.
 
 >>> sorted(FORECASTERS)
-['cfc', 'holt-winters', 'ltc', 'mlp-retrained', 'persistence', 'seasonal', 'snarimax']
+['cfc', 'ltc', 'mlp-retrained', 'persistence', 'seasonal', 'snarimax']
 >>> build_forecaster("seasonal", season=48).season
 48
 """
@@ -12,7 +12,7 @@ import typing
 
 import numpy as np
 
-from stream_moe.forecast.baselines import HoltWinters, Persistence, RetrainedMLP, SeasonalPersistence, Snarimax
+from stream_moe.forecast.baselines import Persistence, RetrainedMLP, SeasonalPersistence, Snarimax
 from stream_moe.forecast.liquid import LiquidForecaster
 
 
@@ -32,7 +32,6 @@ FORECASTERS: dict[str, typing.Callable[..., Forecaster]] = {
     "persistence": lambda season, seed=0, device="auto", **kw: Persistence(**kw),
     "seasonal": lambda season, seed=0, device="auto", **kw: SeasonalPersistence(season, **kw),
     "snarimax": lambda season, seed=0, device="auto", **kw: Snarimax(season=season, **kw),
-    "holt-winters": lambda season, seed=0, device="auto", **kw: HoltWinters(season=season, **kw),
 }
 
 

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-COMMANDS = ("replay", "serve", "streams")
+COMMANDS = ("replay", "serve", "forecast", "streams")
 
 EPILOG = """\
 examples:

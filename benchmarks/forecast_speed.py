@@ -1,0 +1,59 @@
+"""Forecast speed: milliseconds per step (forecast the next step of every link + the online update) and steps per
+second, for all links in one batch, at 41 links (Euro28) and at 1,000 links (random walks with a daily cycle).
+
+    python benchmarks/forecast_speed.py --models cfc,ltc --links 41,1000 --steps 200 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from stream_moe.forecast.registry import build_forecaster
+
+SEASON = 48
+
+
+def loads(links: int, steps: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)[:, None]
+    daily = 1 + 0.4 * np.sin(2 * np.pi * t / SEASON + rng.uniform(0, 2 * np.pi, links))
+    return rng.lognormal(2, 1, links) * daily * (1 + 0.05 * rng.standard_normal((steps, links)))
+
+
+def ms_per_step(model: str, links: int, steps: int, device: str) -> float:
+    f = build_forecaster(model, SEASON, device=device)
+    data = loads(links, steps + SEASON + 20)
+    for v in data[: SEASON + 20]:  # warm up: buffers full, online updates running
+        f.observe(v)
+        f.forecast(1)
+    start = time.perf_counter()
+    for v in data[SEASON + 20 :]:
+        f.observe(v)
+        f.forecast(1)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="cfc,ltc")
+    parser.add_argument("--links", default="41,1000")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("| model | links | device | ms/step | steps/s |\n|---|---|---|---|---|")
+    for model in args.models.split(","):
+        for links in map(int, args.links.split(",")):
+            ms = ms_per_step(model, links, args.steps, args.device)
+            print(f"| {model} | {links} | {args.device} | {ms:.2f} | {1000 / ms:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""A liquid neural network (CfC or LTC cell) that forecasts every series of a network at once and keeps learning.
+
+All series (links) are one batch: a step of the whole network is one forward pass of the cell, whatever the number of
+links. The network forecasts the next *change* of each series, in units of that series' typical change (an
+exponentially weighted mean of its absolute changes, outliers clipped), from two inputs per series: its latest change
+and, when `season` is given, its change at the same time one season ago. Working on changes, not levels, makes a
+forecaster that a sudden shift of level (a failure re-routing traffic) disturbs for one step, not until its statistics
+have caught up. The hidden state is carried from step to step.
+
+Online adaptation: after each observation, one gradient step on the last `window` steps (truncated backpropagation
+through time, starting from the hidden state carried `window` steps ago). After a link failure shifts the loads, the
+network thus keeps fitting the new regime at once, where a periodically retrained learner waits for its next round.
+
+>>> import numpy as np
+>>> f = LiquidForecaster(season=24, seed=0)
+>>> t = np.arange(600)
+>>> for v in np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 24)], axis=1):
+...     f.observe(v)
+>>> f.forecast(2).shape
+(2, 2)
+>>> truth = np.sin(2 * np.pi * 600 / 24)
+>>> bool(abs(f.forecast(1)[0, 0] - truth) < 0.5 * abs(truth - np.sin(2 * np.pi * 599 / 24)))  # beats persistence
+True
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import torch
+from torch import nn
+
+from stream_moe.forecast.cells import CELLS, run
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class LiquidForecaster:
+    """Parameters
+    ----------
+    cell: ``cfc`` or ``ltc``.
+    hidden: neurons of the cell.
+    window: steps of the recent window each online update learns from (0: no online learning).
+    lr: Adam's learning rate of the online updates.
+    season: steps per season (e.g. a day) for the seasonal input; None leaves it out.
+    decay: weight of a new change in each series' typical change.
+    clip: changes are clipped to this many typical changes.
+    device: ``auto``, ``cpu`` or ``cuda``.
+    seed: seed of the initial weights.
+    """
+
+    def __init__(
+        self,
+        cell: str = "cfc",
+        hidden: int = 16,
+        window: int = 8,
+        lr: float = 3e-3,
+        season: int | None = None,
+        decay: float = 0.01,
+        clip: float = 5.0,
+        device: str = "auto",
+        seed: int = 0,
+    ):
+        self.cell = cell
+        self.hidden = hidden
+        self.window = window
+        self.lr = lr
+        self.season = season
+        self.decay = decay
+        self.clip = clip
+        self.device = device
+        self.seed = seed
+
+    def _build(self, values: np.ndarray) -> None:
+        n = len(values)
+        self.device_ = resolve_device(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.cell_ = CELLS[self.cell](2, self.hidden)
+            self.head_ = nn.Linear(self.hidden, 1)
+        self.cell_.to(self.device_)
+        self.head_.to(self.device_)
+        self.optimizer_ = torch.optim.Adam([*self.cell_.parameters(), *self.head_.parameters()], lr=self.lr, foreach=True)
+        self.typical_ = np.zeros(n)  # exponentially weighted mean absolute change, before bias correction
+        self.count_ = 0
+        # raw values (the first twice: a first change of zero), time spans and hidden states, newest last
+        self.values_ = collections.deque([values], maxlen=self.window + 3 + (self.season or 0))
+        self.spans_ = collections.deque(maxlen=self.window + 1)
+        self.states_ = collections.deque([torch.zeros(n, self.hidden, device=self.device_)], maxlen=self.window + 2)
+
+    @property
+    def scale_(self) -> np.ndarray:
+        return self.typical_ / (1 - (1 - self.decay) ** max(self.count_, 1)) + 1e-8
+
+    def _changes(self) -> np.ndarray:
+        """The changes of the recent values, in typical changes and clipped: steps x series."""
+        return np.clip(np.diff(np.stack(self.values_), axis=0) / self.scale_, -self.clip, self.clip)
+
+    def _inputs(self, d: np.ndarray, steps: int) -> np.ndarray:
+        """Inputs of the last `steps` steps of the changes d: series x steps x 2, the change and the seasonal change
+        (the change one season before the next step)."""
+        rows = []
+        for i in range(len(d) - steps, len(d)):
+            back = i - self.season + 1 if self.season else -1
+            rows.append(np.stack([d[i], d[back] if back >= 0 else np.zeros(d.shape[1])], axis=1))
+        return np.stack(rows, axis=1)
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=torch.float32, device=self.device_)
+
+    def observe(self, values, dt: float | None = None) -> None:
+        """Learn the latest value of every series; `dt`, the time since the previous observation in steps (1 when
+        sampling is regular)."""
+        values = np.asarray(values, dtype=float)
+        if not hasattr(self, "cell_"):
+            self._build(values)
+        change = np.abs(values - self.values_[-1])
+        if self.count_ > 1 / self.decay:
+            change = np.minimum(change, self.clip * self.scale_)
+        self.typical_ = (1 - self.decay) * self.typical_ + self.decay * change
+        self.count_ += 1
+        self.values_.append(values)
+        self.spans_.append(1.0 if dt is None else float(dt))
+        d = self._changes()
+        spans = self._tensor(np.array(self.spans_)).expand(len(values), -1)
+        with torch.no_grad():
+            self.states_.append(self.cell_(self._tensor(self._inputs(d, 1)[:, 0]), self.states_[-1], spans[:, -1:]))
+        if self.window and len(self.states_) == self.states_.maxlen:
+            self._adapt(d, spans)
+
+    def _adapt(self, d: np.ndarray, spans: torch.Tensor) -> None:
+        """One gradient step on the last `window` one-step forecasts, from the state carried before them."""
+        inputs = self._tensor(self._inputs(d, self.window + 1)[:, :-1])
+        target = self._tensor(d[-self.window :].T)
+        states = run(self.cell_, inputs, self.states_[0], spans[:, -self.window - 1 : -1])
+        loss = nn.functional.mse_loss(self.head_(states).squeeze(-1), target)
+        self.optimizer_.zero_grad()
+        loss.backward()
+        self.optimizer_.step()
+
+    @torch.no_grad()
+    def forecast(self, h: int = 1) -> np.ndarray:
+        """The next h values of every series (h x series), each step's forecast change fed back as the next input."""
+        d = self._changes()
+        state = self.states_[-1]
+        level = self.values_[-1]
+        out = []
+        for k in range(h):
+            change = self.head_(state).squeeze(-1).cpu().numpy().astype(float)
+            level = level + change * self.scale_
+            out.append(level)
+            if k + 1 < h:
+                d = np.concatenate([d, change[None]])
+                state = self.cell_(self._tensor(self._inputs(d, 1)[:, 0]), state, 1.0)
+        return np.stack(out)

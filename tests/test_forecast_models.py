@@ -1,0 +1,118 @@
+"""Forecasters: they learn, carry their state, treat the links of a batch alike, survive a checkpoint, and serve
+events; the command runs end to end."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from stream_moe.cli import main
+from stream_moe.events import Event
+from stream_moe.forecast.baselines import Persistence
+from stream_moe.forecast.cells import CELLS, run
+from stream_moe.forecast.liquid import LiquidForecaster
+from stream_moe.forecast.registry import FORECASTERS, build_forecaster
+from stream_moe.forecast.serving import ForecastPredictor
+
+SEASON = 24
+
+
+def sinusoids(steps: int, links: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)[:, None]
+    phase = rng.uniform(0, 2 * np.pi, links)
+    return 10 + 3 * np.sin(2 * np.pi * t / SEASON + phase) + 0.05 * rng.standard_normal((steps, links))
+
+
+def one_step_rmse(forecaster, loads: np.ndarray, skip: int) -> float:
+    errors = []
+    for t in range(len(loads) - 1):
+        forecaster.observe(loads[t])
+        if t >= skip:
+            errors.append(forecaster.forecast(1)[0] - loads[t + 1])
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+@pytest.mark.parametrize("name", ["cfc", "ltc", "mlp-retrained", "seasonal", "snarimax"])
+def test_learns_a_sinusoid_better_than_persistence(name):
+    loads = sinusoids(300)
+    params = {"retrain_every": 48, "window": 200} if name == "mlp-retrained" else {}
+    model = build_forecaster(name, SEASON, seed=0, device="cpu", **params)
+    assert one_step_rmse(model, loads, 220) < 0.5 * one_step_rmse(Persistence(), loads, 220)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_state_carried_step_by_step_equals_the_whole_sequence(cell):
+    torch.manual_seed(0)
+    model = CELLS[cell](2, 8)
+    x, spans = torch.randn(4, 6, 2), torch.rand(4, 6) + 0.5
+    h = torch.zeros(4, 8)
+    for t in range(6):
+        h = model(x[:, t], h, spans[:, t : t + 1])
+    torch.testing.assert_close(run(model, x, torch.zeros(4, 8), spans)[:, -1], h)
+
+
+def test_forecaster_state_equals_running_its_inputs_at_once():
+    f = LiquidForecaster(window=0, season=SEASON, device="cpu")
+    inputs = []
+    for v in sinusoids(60):
+        f.observe(v)
+        inputs.append(f._inputs(f._changes(), 1)[:, 0])
+    states = run(f.cell_, f._tensor(np.stack(inputs, axis=1)), torch.zeros(3, f.hidden))
+    torch.testing.assert_close(states[:, -1], f.states_[-1])
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_batched_and_per_link_forecasts_agree(cell):
+    loads = sinusoids(80, links=4)
+    batched = LiquidForecaster(cell, window=0, season=SEASON, device="cpu")
+    singles = [LiquidForecaster(cell, window=0, season=SEASON, device="cpu") for _ in range(4)]
+    for v in loads:
+        batched.observe(v)
+        for i, s in enumerate(singles):
+            s.observe(v[i : i + 1])
+    expected = np.concatenate([s.forecast(3) for s in singles], axis=1)
+    np.testing.assert_allclose(batched.forecast(3), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(FORECASTERS))
+def test_checkpoint_round_trip_gives_identical_forecasts(name):
+    loads = sinusoids(80)
+    params = {"retrain_every": 30, "window": 60} if name == "mlp-retrained" else {}
+    model = build_forecaster(name, SEASON, seed=0, device="cpu", **params)
+    for v in loads[:50]:
+        model.observe(v)
+    restored = pickle.loads(pickle.dumps(model))
+    for v in loads[50:]:
+        model.observe(v)
+        restored.observe(v)
+        np.testing.assert_array_equal(model.forecast(2), restored.forecast(2))
+
+
+def test_predictor_serves_forecasts_per_key_across_batches():
+    loads = sinusoids(50, links=2)
+    predictor = ForecastPredictor(LiquidForecaster(season=SEASON, device="cpu"), ["A-B", "B-C"], "cfc")
+    reference = LiquidForecaster(season=SEASON, device="cpu")
+    events = [Event(f"{t}-{k}", {"value": loads[t, i]}, None, k, 60.0 * t) for t in range(50) for i, k in enumerate(["A-B", "B-C"])]
+    predictions = predictor.process(events[:31]) + predictor.process(events[31:])  # a timestamp split over batches
+    assert len(predictions) == len(events) and predictions[0].y_pred is None
+    for t in range(49):
+        reference.observe(loads[t])
+        expected = reference.forecast(1)[0]
+        got = [p.y_pred for p in predictions[2 * (t + 1) : 2 * (t + 2)]]
+        np.testing.assert_allclose(got, expected)
+    assert predictor.learned == 98  # the last timestamp waits for the next one
+
+
+def test_forecast_command_prints_the_report_and_writes_results(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "700", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "RMSE" in printed and "change at step 672" in printed
+    summary = json.loads((out / "forecast.json").read_text())
+    assert summary["links"] == 15 and summary["changes"][0]["step"] == 672
+    assert (out / "forecast.png").stat().st_size > 0

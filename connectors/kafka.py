@@ -61,8 +61,10 @@ class KafkaSource:
         client: dict | None = None,
         on_assign: typing.Callable[[list[int]], None] | None = None,
         on_revoke: typing.Callable[[list[int]], None] | None = None,
+        poll_records: int = 500,
     ):
         self.name = ",".join(topics)
+        self.poll_records = poll_records
         self.topics = list(topics)
         self.on_assign = on_assign
         self.on_revoke = on_revoke
@@ -79,13 +81,21 @@ class KafkaSource:
         self.consumer.subscribe(self.topics, listener=_Listener(self))
 
     def batches(self, max_records: int, max_wait_s: float) -> typing.Iterator[list[Record]]:
+        """Each poll takes up to `poll_records` (a call to kafka-python costs far more than handing over a record),
+        cut into micro-batches of `max_records`; rebalances happen only inside a poll, so between two batches of one
+        poll the assignment cannot change."""
         while True:
-            polled = self.consumer.poll(timeout_ms=int(max_wait_s * 1000), max_records=max_records)
-            yield [
+            polled = self.consumer.poll(timeout_ms=int(max_wait_s * 1000), max_records=max(max_records,
+                                                                                          self.poll_records))
+            records = [
                 Record(m.value, Position(m.topic, m.offset, m.partition))
                 for messages in polled.values()
                 for m in messages
             ]
+            if not records:
+                yield []
+            for start in range(0, len(records), max_records):
+                yield records[start:start + max_records]
 
     def seek(self, positions: dict[tuple[str, int], int]) -> None:
         """Resume the given (topic, partition)s that are assigned to this member at these offsets."""

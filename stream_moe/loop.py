@@ -40,6 +40,7 @@ class LoopStats:
     predictions: int = 0
     learned: int = 0
     labels_joined: int = 0
+    last_batch_seconds: float = 0.0
     dead_letters: int = 0
     batches: int = 0
     model_seconds: float = 0.0
@@ -100,6 +101,7 @@ class EventLoop:
         return self.stats
 
     def process(self, records: list[Record]) -> None:
+        started = time.perf_counter()
         by_shard: dict[int, list[tuple[Event, Position]]] = {}
         letters = []
         for record in records:
@@ -129,6 +131,7 @@ class EventLoop:
         for record in records:
             position = record.position
             self.shards.get(position.partition).positions[(position.source, position.partition)] = position.offset + 1
+        self.stats.last_batch_seconds = time.perf_counter() - started
 
     def _process_shard(self, n: int, items, scored: list, letters: list) -> list[Prediction]:
         """Predict and learn one shard's events: those with features test-then-train, then the labels that join

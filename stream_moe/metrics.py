@@ -25,7 +25,7 @@ class ServiceMetrics:
         self.learned = Counter("stream_moe_learned", "labelled events learned", registry=r)
         self.labels_joined = Counter("stream_moe_labels_joined", "later labels joined to their events", registry=r)
         self.dead_letters = Counter("stream_moe_dead_letters", "refused records", ["kind"], registry=r)
-        self.batch_seconds = Histogram("stream_moe_batch_seconds", "time to process a micro-batch", registry=r,
+        self.batch_seconds = Histogram("stream_moe_batch_seconds", "time to process a (non-empty) micro-batch", registry=r,
                                        buckets=LATENCY_BUCKETS)
         self.latency = Histogram("stream_moe_prediction_latency_seconds", "from event timestamp to prediction",
                                  registry=r, buckets=LATENCY_BUCKETS)
@@ -41,7 +41,6 @@ class ServiceMetrics:
         self.shards = Gauge("stream_moe_shards_owned", "partitions (models) owned by this replica", registry=r)
         self.checkpoint_age = Gauge("stream_moe_checkpoint_age_seconds", "since the last checkpoint", registry=r)
         self._last = LoopStats()
-        self._batch_started = time.perf_counter()
 
     def write(self, items: list) -> None:
         now = time.time()
@@ -57,9 +56,8 @@ class ServiceMetrics:
 
     def update(self, stats: LoopStats, shards: Shards, accuracy: float | None, lag: dict) -> None:
         """After each batch: the counters' increments since the last call, and the gauges."""
-        now = time.perf_counter()
-        self.batch_seconds.observe(now - self._batch_started)
-        self._batch_started = now
+        if stats.records > self._last.records:
+            self.batch_seconds.observe(stats.last_batch_seconds)
         self.events_in.inc(stats.records - self._last.records)
         self.predictions.inc(stats.predictions - self._last.predictions)
         self.learned.inc(stats.learned - self._last.learned)

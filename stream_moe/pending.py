@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import typing
 
 from stream_moe.events import Features, Label
 
@@ -74,6 +73,3 @@ class PendingLabels:
                 break
             self._waiting.popitem(last=False)
             self.expired += 1
-
-    def items(self) -> typing.Iterator[tuple[str, Waiting]]:
-        return iter(self._waiting.items())

@@ -51,6 +51,7 @@ class Service:
         self.flushables = [s for s in (*loop.sinks, *loop.dead_letters) if hasattr(s, "flush")]
         self.started = False
         self.stopping = False
+        self._deadline: threading.Timer | None = None
         self._heartbeat = time.monotonic()
         self._last_checkpoint = time.monotonic()
         if kafka is not None:
@@ -83,6 +84,8 @@ class Service:
                 sink.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self._deadline is not None:
+                self._deadline.cancel()
         log.info("stopped", extra={"records": stats.records, "predictions": stats.predictions,
                                    "learned": stats.learned, "dead_letters": stats.dead_letters})
         return stats
@@ -95,9 +98,9 @@ class Service:
         self.stopping = True
         log.info("draining", extra={"signal": why, "deadline_s": self.shutdown_deadline_s})
         self.loop.stop()
-        timer = threading.Timer(self.shutdown_deadline_s, self._overrun)
-        timer.daemon = True
-        timer.start()
+        self._deadline = threading.Timer(self.shutdown_deadline_s, self._overrun)
+        self._deadline.daemon = True
+        self._deadline.start()
 
     def _overrun(self) -> None:
         log.error("shutdown deadline passed; exiting without a final checkpoint")

@@ -38,3 +38,9 @@ def test_docker_compose_config_parses():
         pytest.skip("no docker client with the compose plugin here")
     result = subprocess.run(["docker", "compose", "config", "--quiet"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_environment_overrides_the_file_field_by_field(monkeypatch):
+    monkeypatch.setenv("STREAM_MOE_SERVE__KAFKA__BOOTSTRAP_SERVERS", "broker:1234")
+    settings = load_settings(REPO / "deploy" / "service.yaml")
+    assert settings.serve.kafka.bootstrap_servers == "broker:1234" and settings.serve.kafka.label_topic == "labels"

@@ -11,7 +11,7 @@ from connectors.benchmarks import open_stream
 from connectors.json_events import JsonEventDecoder
 from connectors.kafka import KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer
 from connectors.sinks import JsonlDeadLetterSink, JsonlPredictionSink
-from stream_moe.config import Settings, load_settings
+from stream_moe.config import KafkaSettings, ServeSettings, Settings, load_settings
 from stream_moe.evaluation import PrequentialEvaluator
 from stream_moe.http_server import OpsServer
 from stream_moe.logs import use_json_logs
@@ -38,13 +38,25 @@ Metrics on http://127.0.0.1:9108/metrics, health on /healthz and /readyz. SIGTER
 """
 
 
+def settings_help() -> str:
+    """Every serve setting with its environment variable, default and description, from the settings model."""
+    lines = ["settings (in the `serve` section of --config, or as environment variables):"]
+    for prefix, model in (("STREAM_MOE_SERVE__", ServeSettings), ("STREAM_MOE_SERVE__KAFKA__", KafkaSettings)):
+        for name, field in model.model_fields.items():
+            if name == "kafka":
+                continue
+            default = field.default_factory() if field.default_factory is not None else field.default
+            lines.append(f"  {prefix}{name.upper()} (default {default!r}): {field.description}")
+    return "\n".join(lines)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve",
         help="run the service: consume events, predict, learn from labels, publish predictions",
         description="Consume JSON events (Kafka, or an embedded demo stream), predict each, learn test-then-train, "
         "publish predictions and dead letters; checkpoint atomically and commit offsets only after a checkpoint.",
-        epilog=EPILOG,
+        epilog=EPILOG + "\n" + settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=pathlib.Path, help="settings file (YAML or TOML)")

@@ -94,10 +94,12 @@ def test_checkpoint_round_trip_gives_identical_forecasts(name):
 
 
 def test_predictor_serves_forecasts_per_key_across_batches():
-    loads = sinusoids(50, links=2)
-    predictor = ForecastPredictor(LiquidForecaster(season=SEASON, device="cpu"), ["A-B", "B-C"], "cfc")
+    loads, keys = sinusoids(50, links=2), ["A-B", "B-C"]
+    predictor = ForecastPredictor(LiquidForecaster(season=SEASON, device="cpu"), keys, "cfc")
     reference = LiquidForecaster(season=SEASON, device="cpu")
-    events = [Event(f"{t}-{k}", {"value": loads[t, i]}, None, k, 60.0 * t) for t in range(50) for i, k in enumerate(["A-B", "B-C"])]
+    events = [
+        Event(f"{t}-{k}", {"value": loads[t, i]}, None, k, 60.0 * t) for t in range(50) for i, k in enumerate(keys)
+    ]
     predictions = predictor.process(events[:31]) + predictor.process(events[31:])  # a timestamp split over batches
     assert len(predictions) == len(events) and predictions[0].y_pred is None
     for t in range(49):
@@ -110,7 +112,8 @@ def test_predictor_serves_forecasts_per_key_across_batches():
 
 def test_forecast_command_prints_the_report_and_writes_results(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "700", "--out", str(out)]) == 0
+    args = ["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "700", "--out", str(out)]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert "RMSE" in printed and "change at step 672" in printed
     summary = json.loads((out / "forecast.json").read_text())

@@ -43,8 +43,10 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--scenario", default="euro28-drastic", help="built-in scenario or YAML file (default: euro28-drastic)")
-    what.add_argument("--csv", type=pathlib.Path, help="real loads instead: CSV, wide (time, one column per link) or long")
+    what.add_argument("--scenario", default="euro28-drastic",
+                      help="built-in scenario or YAML file (default: euro28-drastic)")
+    what.add_argument("--csv", type=pathlib.Path,
+                      help="real loads instead: a CSV, wide (time, one column per link) or long (time, link, value)")
     p.add_argument("--season", type=int, help="steps per day of --csv loads (scenarios know theirs)")
     p.add_argument("--failure", type=int, action="append", default=[], help="step of a known failure in --csv loads")
     p.add_argument("--model", choices=list(FORECASTERS), default="cfc", help="forecaster (default: cfc)")

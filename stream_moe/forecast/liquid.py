@@ -86,7 +86,7 @@ class LiquidForecaster:
             self.head_ = nn.Linear(self.hidden, 1)
         self.cell_.to(self.device_)
         self.head_.to(self.device_)
-        self.optimizer_ = torch.optim.Adam([*self.cell_.parameters(), *self.head_.parameters()], lr=self.lr, foreach=True)
+        self.optimizer_ = torch.optim.Adam([*self.cell_.parameters(), *self.head_.parameters()], lr=self.lr, fused=True)
         self.typical_ = np.zeros(n)  # exponentially weighted mean absolute change, before bias correction
         self.count_ = 0
         # raw values (the first twice: a first change of zero), time spans and hidden states, newest last

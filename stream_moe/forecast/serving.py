@@ -31,7 +31,9 @@ class ForecastPredictor:
         previous timestamp in steps (irregular sampling), else every timestamp is one step.
     """
 
-    def __init__(self, forecaster: Forecaster, keys: list[str], name: str, version: str = "0", step: float | None = None):
+    def __init__(
+        self, forecaster: Forecaster, keys: list[str], name: str, version: str = "0", step: float | None = None
+    ):
         self.forecaster = forecaster
         self.keys = list(keys)
         self.name = name

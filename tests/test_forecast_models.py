@@ -61,7 +61,8 @@ def test_forecaster_state_equals_running_its_inputs_at_once():
     inputs = []
     for v in sinusoids(60):
         f.observe(v)
-        inputs.append(f._inputs(f._changes(), 1)[:, 0])
+        v = np.stack(f.values_)
+        inputs.append(f._inputs(v, f._changes(v), 1)[:, 0])
     states = run(f.cell_, f._tensor(np.stack(inputs, axis=1)), torch.zeros(3, f.hidden))
     torch.testing.assert_close(states[:, -1], f.states_[-1])
 

@@ -120,3 +120,14 @@ def test_forecast_command_prints_the_report_and_writes_results(tmp_path, capsys)
     summary = json.loads((out / "forecast.json").read_text())
     assert summary["links"] == 15 and summary["changes"][0]["step"] == 672
     assert (out / "forecast.png").stat().st_size > 0
+
+
+def test_forecast_command_reads_real_loads_from_csv(tmp_path, capsys):
+    loads = sinusoids(200, links=2)
+    loads[150:, 0] = 0.0  # a failure at step 150
+    rows = [f"{60 * t},{a},{b}" for t, (a, b) in enumerate(loads)]
+    (tmp_path / "loads.csv").write_text("time,A-B,B-C\n" + "\n".join(rows) + "\n")
+    args = ["forecast", "--csv", str(tmp_path / "loads.csv"), "--season", "24", "--failure", "150",
+            "--model", "seasonal", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert "change at step 150 (A-B, B-C most affected)" in capsys.readouterr().out

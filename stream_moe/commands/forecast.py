@@ -38,7 +38,7 @@ def register(subparsers) -> None:
         help="forecast link loads through link failures and report RMSE, MAPE and recovery per failure",
         description="Walk forward through the link loads of a network: observe every link's load, forecast the next "
         "--horizon steps, learn online. Prints RMSE, MAPE and, for each failure or recovery, the RMSE before and after "
-        "it and the steps until the forecast error is back within 10%% of its level before.",
+        "it and the steps until the forecast error is back within 10 percent of its level before.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

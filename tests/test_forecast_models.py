@@ -131,3 +131,12 @@ def test_forecast_command_reads_real_loads_from_csv(tmp_path, capsys):
             "--model", "seasonal", "--out", str(tmp_path / "out")]
     assert main(args) == 0
     assert "change at step 150 (A-B, B-C most affected)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_time_spans_of_irregular_sampling_reach_the_cell(cell):
+    regular, irregular = (LiquidForecaster(cell, season=SEASON, device="cpu") for _ in range(2))
+    for v in sinusoids(40):
+        regular.observe(v)
+        irregular.observe(v, dt=3.0)
+    assert not np.allclose(regular.forecast(1), irregular.forecast(1))

@@ -49,7 +49,8 @@ def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, ba
 
 
 def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
-    """Accuracy, kappa-M and instances/s per stream and model, averaged over seeds (with the spread when several)."""
+    """Accuracy, kappa-M and instances/s per stream and model, averaged over seeds (with the spread when several);
+    the pool size at the end and at most, drifts detected and expansions, of the first seed's run."""
 
     def cell(values: list[float], digits: int) -> str:
         if not values:
@@ -58,7 +59,19 @@ def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
         spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
         return f"{mean:.{digits}f}{spread}"
 
-    lines = ["| stream | model | n | accuracy (%) | kappa-M (%) | instances/s |", "|---|---|---|---|---|---|"]
+    def experts(run: dict) -> str:
+        adaptation = run.get("adaptation")
+        if not adaptation:
+            return "-"
+        return (
+            f"{adaptation['final_experts']}/{adaptation['max_experts']} "
+            f"({adaptation['drifts']} drifts, {adaptation['expansions']} expansions)"
+        )
+
+    lines = [
+        "| stream | model | n | accuracy (%) | kappa-M (%) | instances/s | experts final/max |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for stream in streams:
         for model in models:
             mine = [r for r in runs if r["stream"] == stream and r["model"] == model]
@@ -66,7 +79,7 @@ def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
                 continue
             lines.append(
                 f"| {stream} | {model} | {mine[0]['n']:,} | {cell([100 * r['accuracy'] for r in mine], 2)} | "
-                f"{cell([100 * r['kappa_m'] for r in mine], 2)} | {cell([r['instances_per_s'] for r in mine], 0)} |"
+                f"{cell([100 * r['kappa_m'] for r in mine], 2)} | {cell([r['instances_per_s'] for r in mine], 0)} | {experts(mine[0])} |"
             )
     return "\n".join(lines)
 

@@ -47,6 +47,11 @@ class IterableSource:
         while batch := list(itertools.islice(self._records, max_records)):
             yield batch
 
+    def seek(self, offset: int) -> None:
+        """Skip ahead to the record at `offset` (records before it were consumed by an earlier run); call before
+        the first batch."""
+        next(itertools.islice(self._records, offset, offset), None)
+
     def close(self) -> None:
         if self._close is not None:
             self._close()

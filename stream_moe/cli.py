@@ -13,13 +13,14 @@ import sys
 
 import torch
 
-COMMANDS = ("replay", "streams", "forecast")
+COMMANDS = ("replay", "serve", "forecast", "streams")
 
 EPILOG = """\
 examples:
   stream-moe streams                                   list the benchmark streams and models
   stream-moe replay --stream sea_g --n 200000          DriftMoE-Data on SEA with gradual drifts, report and plot
   stream-moe replay --stream elec --model arf --size 10
+  stream-moe serve                                     the service (embedded demo without a Kafka section)
   stream-moe forecast --scenario euro28-drastic --model cfc
 
 Every subcommand has its own --help.

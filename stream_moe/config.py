@@ -34,6 +34,41 @@ class EvaluationSettings(BaseModel):
     record_every: int = Field(1000, ge=1, description="instances between two points of the metrics history")
 
 
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field("localhost:9092", description="broker addresses, comma-separated")
+    topics: list[str] = Field(["events"], description="input topics of JSON events (co-partitioned when several)")
+    label_topic: str | None = Field(None, description="topic of later labels, keyed and partitioned like the events")
+    prediction_topic: str | None = Field("predictions", description="where predictions go (none: metrics only)")
+    dead_letter_topic: str | None = Field("dead-letters", description="where refused records go")
+    group_id: str = Field("stream-moe", description="consumer group: replicas in one group split the partitions")
+    session_timeout_ms: int = Field(10000, description="consumer group session timeout")
+    client: dict = Field(
+        default_factory=dict,
+        description="further kafka-python client options, passed through (security_protocol, sasl_mechanism, "
+        "sasl_plain_username, sasl_plain_password, ssl_cafile, ...)",
+    )
+
+
+class ServeSettings(BaseModel):
+    kafka: KafkaSettings | None = Field(None, description="Kafka source and sinks; none: the embedded demo stream")
+    features: list[str] | None = Field(None, description="feature names every event must have (none: any)")
+    classes: list[str | int | bool] | None = Field(None, description="known class labels (none: any)")
+    max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")
+    checkpoint_dir: str = Field("results/serve/checkpoints", description="shared by all replicas: shard-<n>/")
+    checkpoint_every_s: float = Field(5.0, gt=0, description="seconds between checkpoints (and offset commits)")
+    checkpoint_keep: int = Field(3, ge=1, description="checkpoints kept per shard")
+    pending_max_size: int = Field(100_000, ge=1, description="events waiting for a label, per shard, at most")
+    pending_max_age_s: float = Field(3600.0, gt=0, description="longest wait for a label, in event time")
+    audit_learned_ids: bool = Field(False, description="keep every learned id in the checkpoint (tests, audits)")
+    http_host: str = Field("127.0.0.1", description="address of /metrics, /healthz, /readyz")
+    http_port: int = Field(9108, ge=0, le=65535, description="their port (0: any free port)")
+    stall_after_s: float = Field(60.0, gt=0, description="/healthz fails when no batch finished for this long")
+    shutdown_deadline_s: float = Field(30.0, gt=0, description="SIGTERM: drain, checkpoint and commit within this")
+    out: str = Field("results/serve", description="embedded mode: predictions.jsonl and dead_letters.jsonl here")
+    embedded_stream: str = Field("sea_a", description="embedded mode: the generated stream")
+    embedded_n: int = Field(20_000, ge=1, description="embedded mode: its length")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAM_MOE_", env_nested_delimiter="__", extra="forbid")
 
@@ -44,6 +79,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = LoopSettings()
     model: ModelSettings = ModelSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    serve: ServeSettings = ServeSettings()
 
     @property
     def data_dirs(self) -> list[pathlib.Path]:

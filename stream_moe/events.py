@@ -32,10 +32,11 @@ class Record:
 
 @dataclasses.dataclass(slots=True)
 class Event:
-    """A decoded input event; `y` is None when its label has not arrived (yet)."""
+    """A decoded input event; `y` is None when its label has not arrived (yet). A label-only event (`x` None) carries
+    the label of an earlier event with the same id."""
 
     id: str
-    x: Features
+    x: Features | None
     y: Label | None = None
     key: str | None = None
     ts: float | None = None
@@ -66,7 +67,12 @@ class Prediction:
 
 
 class DecodeError(ValueError):
-    """A record that cannot become an event; its message is the reason given in the dead letter."""
+    """A record that cannot become an event; its message is the reason given in the dead letter, `kind` a short name of
+    the problem for metrics (e.g. `invalid_json`, `missing_feature`)."""
+
+    def __init__(self, reason: str, kind: str = "invalid"):
+        super().__init__(reason)
+        self.kind = kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -76,6 +82,7 @@ class DeadLetter:
     raw: typing.Any
     reason: str
     position: Position
+    kind: str = "invalid"
 
     def to_json(self) -> dict:
         raw = self.raw
@@ -86,6 +93,7 @@ class DeadLetter:
         return {
             "raw": raw,
             "reason": self.reason,
+            "kind": self.kind,
             "source": self.position.source,
             "partition": self.position.partition,
             "offset": self.position.offset,

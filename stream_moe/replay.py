@@ -15,6 +15,7 @@ from stream_moe.evaluation import PrequentialEvaluator, write_json
 from stream_moe.loop import EventLoop
 from stream_moe.plots import plot_accuracy, plot_pool_size
 from stream_moe.predictor import Predictor
+from stream_moe.shards import Shards
 
 
 @dataclasses.dataclass
@@ -65,7 +66,8 @@ def replay(stream: OpenedStream, predictor: Predictor, options: ReplayOptions) -
         options.out.mkdir(parents=True, exist_ok=True)
         dead_letters = JsonlDeadLetterSink(options.out / "dead_letters.jsonl")
     loop = EventLoop(
-        stream.source, stream.decoder, predictor, sinks=sinks, dead_letters=dead_letters, evaluator=evaluator,
+        stream.source, stream.decoder, Shards(lambda: predictor), sinks=sinks,
+        dead_letters=[dead_letters] if dead_letters is not None else [], evaluator=evaluator,
         batch_size=options.batch_size,
     )
     bar = tqdm(total=stream.length, unit="ev", desc=f"{predictor.name} on {stream.name}", disable=not options.progress)

@@ -25,3 +25,6 @@ def elec_path(data_dirs) -> pathlib.Path:
         return find_file("elec", data_dirs)
     except StreamUnavailable as err:
         pytest.skip(str(err))
+
+
+from kafka_broker import broker  # noqa: E402,F401  (the session's Kafka broker fixture)

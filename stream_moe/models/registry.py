@@ -6,6 +6,8 @@ Baselines are river's, with river's defaults unless overridden with `--param nam
 5
 >>> build_model("driftmoe-data", params={"top_k": 2}).top_k
 2
+>>> build_model("driftmoe-paper", size=6, seed=3).prediction
+'top1'
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ class ModelSpec:
     factory: typing.Callable[..., base.Classifier]
     size_param: str | None
     description: str
+    signature_of: typing.Callable | None = None  # the class whose parameters a wrapping factory forwards to
 
 
 MODELS = {
     "driftmoe-data": ModelSpec(DriftMoEData, "n_experts", "DriftMoE with multi-class experts (size: experts)"),
+    "driftmoe-paper": ModelSpec(
+        lambda **kw: DriftMoEData(**{**DriftMoEData.PAPER, **kw}),
+        "n_experts",
+        "DriftMoE-Data as published: top-1 prediction, router every 256, no detection, bagging or balancing",
+        DriftMoEData,
+    ),
     "driftmoe-task": ModelSpec(DriftMoETask, None, "DriftMoE with one one-vs-rest expert per class"),
     "hoeffding-tree": ModelSpec(tree.HoeffdingTreeClassifier, None, "river's Hoeffding tree (VFDT)"),
     "hat": ModelSpec(tree.HoeffdingAdaptiveTreeClassifier, None, "river's Hoeffding adaptive tree"),
@@ -38,14 +47,14 @@ MODELS = {
         lambda **kw: ensemble.LeveragingBaggingClassifier(model=kw.pop("model", tree.HoeffdingTreeClassifier()), **kw),
         "n_models",
         "river's leveraging bagging of Hoeffding trees (size: members)",
+        ensemble.LeveragingBaggingClassifier,
     ),
 }
 
 
-def accepts(factory, name: str) -> bool:
-    """Whether a model's constructor takes parameter `name` (the levbag wrapper forwards to river's class)."""
-    target = ensemble.LeveragingBaggingClassifier if factory is MODELS["levbag"].factory else factory
-    return name in inspect.signature(target).parameters
+def accepts(spec: ModelSpec, name: str) -> bool:
+    """Whether a model's constructor takes parameter `name`."""
+    return name in inspect.signature(spec.signature_of or spec.factory).parameters
 
 
 def build_model(
@@ -61,6 +70,6 @@ def build_model(
             raise ValueError(f"model {name!r} has no size parameter")
         kwargs[spec.size_param] = size
     for key, value in (("seed", seed), ("device", device)):
-        if value is not None and accepts(spec.factory, key):
+        if value is not None and accepts(spec, key):
             kwargs.setdefault(key, value)
     return spec.factory(**kwargs)

@@ -1,0 +1,161 @@
+"""Kafka source and sinks (kafka-python): a consumer-group member with manual commits, and JSON producers.
+
+The source never commits by itself: the service commits positions only after a checkpoint holds what was learned
+from the records before them, and on assignment seeks each partition to the position its shard's checkpoint holds.
+Partitions are assigned by range, so the partitions with the same number of co-partitioned topics (events and labels)
+go to the same replica. Client options (SASL, SSL, ...) are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.structs import OffsetAndMetadata
+
+from stream_moe.events import DeadLetter, Position, Prediction, Record
+
+log = logging.getLogger(__name__)
+
+# Options that belong to the producer or the consumer only; everything else in `client` goes to both.
+CONSUMER_ONLY = {"fetch_max_bytes", "max_partition_fetch_bytes", "fetch_min_bytes", "fetch_max_wait_ms",
+                 "max_poll_interval_ms", "heartbeat_interval_ms", "isolation_level"}
+PRODUCER_ONLY = {"acks", "linger_ms", "compression_type", "batch_size", "max_request_size", "retries"}
+
+
+def client_options(client: dict, role: str) -> dict:
+    excluded = PRODUCER_ONLY if role == "consumer" else CONSUMER_ONLY
+    return {k: v for k, v in client.items() if k not in excluded}
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, source: "KafkaSource"):
+        self.source = source
+
+    def on_partitions_revoked(self, revoked):
+        if revoked and self.source.on_revoke is not None:
+            self.source.on_revoke(sorted({tp.partition for tp in revoked}))
+
+    def on_partitions_assigned(self, assigned):
+        if assigned and self.source.on_assign is not None:
+            self.source.on_assign(sorted({tp.partition for tp in assigned}))
+
+
+class KafkaSource:
+    """Records of the subscribed topics, polled in micro-batches; an empty batch when nothing came within the wait,
+    so the caller keeps its clock (checkpoints, health) running.
+
+    `on_assign(partitions)` and `on_revoke(partitions)` are called (from inside a poll) with partition numbers.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: typing.Sequence[str],
+        group_id: str,
+        session_timeout_ms: int = 10000,
+        client: dict | None = None,
+        on_assign: typing.Callable[[list[int]], None] | None = None,
+        on_revoke: typing.Callable[[list[int]], None] | None = None,
+    ):
+        self.name = ",".join(topics)
+        self.topics = list(topics)
+        self.on_assign = on_assign
+        self.on_revoke = on_revoke
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+            partition_assignment_strategy=[RangePartitionAssignor],
+            **client_options(client or {}, "consumer"),
+        )
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
+
+    def batches(self, max_records: int, max_wait_s: float) -> typing.Iterator[list[Record]]:
+        while True:
+            polled = self.consumer.poll(timeout_ms=int(max_wait_s * 1000), max_records=max_records)
+            yield [
+                Record(m.value, Position(m.topic, m.offset, m.partition))
+                for messages in polled.values()
+                for m in messages
+            ]
+
+    def seek(self, positions: dict[tuple[str, int], int]) -> None:
+        """Resume the given (topic, partition)s that are assigned to this member at these offsets."""
+        assigned = self.consumer.assignment()
+        for (topic, partition), offset in positions.items():
+            if (tp := TopicPartition(topic, partition)) in assigned:
+                self.consumer.seek(tp, offset)
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Commit these offsets of the partitions still assigned to this member."""
+        assigned = self.consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in positions.items()
+            if (tp := TopicPartition(topic, partition)) in assigned
+        }
+        if offsets:
+            self.consumer.commit(offsets)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet consumed per assigned partition, from the high-water marks of the last fetches."""
+        lags = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                lags[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp))
+        return lags
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def make_producer(bootstrap_servers: str, client: dict | None = None) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5, **client_options(client or {}, "producer"))
+
+
+class KafkaPredictionSink:
+    """Predictions as JSON to a topic, keyed by the event's key (else its id); `flush` waits for delivery."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, model_name: str, model_version: str):
+        self.producer = producer
+        self.topic = topic
+        self.model_name = model_name
+        self.model_version = model_version
+
+    def write(self, predictions: list[Prediction]) -> None:
+        for p in predictions:
+            value = json.dumps(p.to_json(self.model_name, self.model_version), default=str).encode()
+            self.producer.send(self.topic, value=value, key=(p.key or p.id).encode())
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.flush()
+
+
+class KafkaDeadLetterSink:
+    """Dead letters (raw input, reason, kind, source position) as JSON to a topic."""
+
+    def __init__(self, producer: KafkaProducer, topic: str):
+        self.producer = producer
+        self.topic = topic
+
+    def write(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            self.producer.send(self.topic, value=json.dumps(letter.to_json()).encode())
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.flush()

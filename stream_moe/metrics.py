@@ -1,0 +1,82 @@
+"""The service's Prometheus metrics, in a registry of their own (so tests and several services in one process do
+not collide), updated once per micro-batch from the loop's counts and the shards' state."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stream_moe.events import DeadLetter, Prediction
+from stream_moe.loop import LoopStats
+from stream_moe.shards import Shards
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServiceMetrics:
+    """Counters, gauges and histograms of one service. It is also a prediction and a dead-letter sink: it observes
+    the latency from each event's timestamp to its prediction and counts dead letters by kind."""
+
+    def __init__(self):
+        self.registry = r = CollectorRegistry()
+        self.events_in = Counter("stream_moe_events_in", "records consumed", registry=r)
+        self.predictions = Counter("stream_moe_predictions", "predictions emitted", registry=r)
+        self.learned = Counter("stream_moe_learned", "labelled events learned", registry=r)
+        self.labels_joined = Counter("stream_moe_labels_joined", "later labels joined to their events", registry=r)
+        self.dead_letters = Counter("stream_moe_dead_letters", "refused records", ["kind"], registry=r)
+        self.batch_seconds = Histogram("stream_moe_batch_seconds", "time to process a micro-batch", registry=r,
+                                       buckets=LATENCY_BUCKETS)
+        self.latency = Histogram("stream_moe_prediction_latency_seconds", "from event timestamp to prediction",
+                                 registry=r, buckets=LATENCY_BUCKETS)
+        self.lag = Gauge("stream_moe_consumer_lag", "records behind the end of the partition", ["topic", "partition"],
+                         registry=r)
+        self.accuracy = Gauge("stream_moe_rolling_accuracy", "accuracy over the evaluator's window", registry=r)
+        self.drifts = Gauge("stream_moe_drifts", "drifts detected by the owned models", registry=r)
+        self.expansions = Gauge("stream_moe_expansions", "experts added by the owned models", registry=r)
+        self.experts = Gauge("stream_moe_experts_alive", "experts in the owned models' pools", registry=r)
+        self.pending = Gauge("stream_moe_pending_labels", "predicted events waiting for a label", registry=r)
+        self.pending_dropped = Gauge("stream_moe_pending_dropped", "waiting events dropped unlabelled", ["why"],
+                                     registry=r)
+        self.shards = Gauge("stream_moe_shards_owned", "partitions (models) owned by this replica", registry=r)
+        self.checkpoint_age = Gauge("stream_moe_checkpoint_age_seconds", "since the last checkpoint", registry=r)
+        self._last = LoopStats()
+        self._batch_started = time.perf_counter()
+
+    def write(self, items: list) -> None:
+        now = time.time()
+        for item in items:
+            if isinstance(item, Prediction):
+                if item.ts is not None:
+                    self.latency.observe(max(0.0, now - item.ts))
+            elif isinstance(item, DeadLetter):
+                self.dead_letters.labels(item.kind).inc()
+
+    def close(self) -> None:
+        pass
+
+    def update(self, stats: LoopStats, shards: Shards, accuracy: float | None, lag: dict) -> None:
+        """After each batch: the counters' increments since the last call, and the gauges."""
+        now = time.perf_counter()
+        self.batch_seconds.observe(now - self._batch_started)
+        self._batch_started = now
+        self.events_in.inc(stats.records - self._last.records)
+        self.predictions.inc(stats.predictions - self._last.predictions)
+        self.learned.inc(stats.learned - self._last.learned)
+        self.labels_joined.inc(stats.labels_joined - self._last.labels_joined)
+        self._last = LoopStats(**{k: getattr(stats, k) for k in ("records", "predictions", "learned", "labels_joined")})
+        if accuracy is not None:
+            self.accuracy.set(accuracy)
+        for (topic, partition), value in lag.items():
+            self.lag.labels(topic, str(partition)).set(value)
+        owned = [shard for _, shard in shards]
+        counts = [getattr(s.predictor.model, "counts_", {}) for s in owned]
+        self.drifts.set(sum(c.get("drifts", 0) for c in counts))
+        self.expansions.set(sum(c.get("expansions", 0) for c in counts))
+        self.experts.set(sum(len(getattr(s.predictor.model, "pool_", ())) for s in owned))
+        self.pending.set(sum(len(s.pending) for s in owned))
+        self.pending_dropped.labels("evicted").set(sum(s.pending.evicted for s in owned))
+        self.pending_dropped.labels("expired").set(sum(s.pending.expired for s in owned))
+        self.shards.set(len(owned))
+        if shards.saved_at is not None:
+            self.checkpoint_age.set(time.time() - shards.saved_at)

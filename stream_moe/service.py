@@ -1,0 +1,138 @@
+"""The daemon: the event loop on a live source, with checkpoints, offset commits, rebalances, metrics and shutdown.
+
+Delivery: every `checkpoint_every_s` (and on revoke and on shutdown) the sinks are flushed, the shards are
+checkpointed with the positions they consumed, and only then are those positions committed. After a crash a shard is
+restored from its newest valid checkpoint and its partitions are sought to the positions it holds: records after them
+are predicted again (predictions are at-least-once), and each labelled event is learned exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import typing
+
+from connectors.kafka import KafkaSource
+from stream_moe.loop import EventLoop, LoopStats
+from stream_moe.metrics import ServiceMetrics
+from stream_moe.shards import Shards
+
+log = logging.getLogger("stream_moe.service")
+
+
+def readable(positions: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Positions keyed `topic:partition`, for logs."""
+    return {f"{source}:{partition}": offset for (source, partition), offset in positions.items()}
+
+
+class Service:
+    """Runs `loop` until its source ends or a stop signal; `source` is the loop's source when it is Kafka (partitions
+    come and go), None for a finite embedded source (one shard, partition 0, sought at start)."""
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        metrics: ServiceMetrics,
+        checkpoint_every_s: float,
+        shutdown_deadline_s: float,
+        stall_after_s: float,
+        kafka: KafkaSource | None = None,
+    ):
+        self.loop = loop
+        self.shards: Shards = loop.shards
+        self.metrics = metrics
+        self.kafka = kafka
+        self.checkpoint_every_s = checkpoint_every_s
+        self.shutdown_deadline_s = shutdown_deadline_s
+        self.stall_after_s = stall_after_s
+        self.flushables = [s for s in (*loop.sinks, *loop.dead_letters) if hasattr(s, "flush")]
+        self.started = False
+        self.stopping = False
+        self._heartbeat = time.monotonic()
+        self._last_checkpoint = time.monotonic()
+        if kafka is not None:
+            kafka.on_assign = self._assigned
+            kafka.on_revoke = self._revoked
+
+    # health, as /healthz and /readyz see it
+    def healthy(self) -> bool:
+        return time.monotonic() - self._heartbeat < self.stall_after_s
+
+    def ready(self) -> bool:
+        return self.started and not self.stopping and (self.kafka is None or bool(self.shards.owned))
+
+    def run(self) -> LoopStats:
+        previous = {
+            sig: signal.signal(sig, lambda signum, frame: self.stop(signal.Signals(signum).name))
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        if self.kafka is None:
+            shard = self.shards.get(0)
+            self.loop.source.seek(shard.positions.get((self.loop.source.name, 0), 0))
+        self.started = True
+        log.info("serving", extra={"source": self.loop.source.name, "restored": readable(self.shards.positions())})
+        try:
+            stats = self.loop.run(on_batch=self._after_batch)
+            self.checkpoint()
+        finally:
+            self.loop.source.close()
+            for sink in (*self.loop.sinks, *self.loop.dead_letters):
+                sink.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("stopped", extra={"records": stats.records, "predictions": stats.predictions,
+                                   "learned": stats.learned, "dead_letters": stats.dead_letters})
+        return stats
+
+    def stop(self, why: str = "stop") -> None:
+        """Drain the batch in hand, checkpoint, commit and return from `run`; exit hard if that overruns the
+        deadline (the last checkpoint stays valid, so nothing is lost, only re-predicted)."""
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("draining", extra={"signal": why, "deadline_s": self.shutdown_deadline_s})
+        self.loop.stop()
+        timer = threading.Timer(self.shutdown_deadline_s, self._overrun)
+        timer.daemon = True
+        timer.start()
+
+    def _overrun(self) -> None:
+        log.error("shutdown deadline passed; exiting without a final checkpoint")
+        os._exit(1)
+
+    def checkpoint(self, partitions: typing.Iterable[int] | None = None) -> None:
+        """Flush the sinks, checkpoint the shards (default: all owned), then commit their positions."""
+        for sink in self.flushables:
+            sink.flush()
+        numbers = sorted(self.shards.owned) if partitions is None else list(partitions)
+        self.shards.save(numbers)
+        self._last_checkpoint = time.monotonic()
+        if self.kafka is not None:
+            positions = {k: v for n in numbers if n in self.shards.owned for k, v in self.shards.owned[n].positions.items()}
+            try:
+                self.kafka.commit(positions)
+            except Exception as err:  # e.g. a rebalance in progress; the checkpoint alone decides where we resume
+                log.warning("offset commit failed", extra={"error": repr(err)})
+
+    def _after_batch(self, stats: LoopStats) -> None:
+        self._heartbeat = time.monotonic()
+        evaluator = self.loop.evaluator
+        accuracy = evaluator.windowed()["window_accuracy"] if evaluator is not None and evaluator.n else None
+        self.metrics.update(stats, self.shards, accuracy, self.kafka.lag() if self.kafka is not None else {})
+        if time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s:
+            self.checkpoint()
+
+    def _assigned(self, partitions: list[int]) -> None:
+        for n in partitions:
+            shard = self.shards.get(n)
+            if shard.positions:
+                self.kafka.seek(shard.positions)
+        log.info("partitions assigned", extra={"partitions": partitions, "resume_at": readable(self.shards.positions())})
+
+    def _revoked(self, partitions: list[int]) -> None:
+        self.checkpoint(partitions)
+        self.shards.drop(partitions)
+        log.info("partitions revoked", extra={"partitions": partitions})

@@ -1,0 +1,33 @@
+"""Checkpoints: atomic, checksummed, the last K kept, damaged ones skipped."""
+
+from __future__ import annotations
+
+from stream_moe.checkpoint import Checkpointer
+
+
+def test_restore_skips_damaged_checkpoints(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=3)
+    for n in range(3):
+        ckpt.save({"n": n})
+    newest = ckpt.paths()[-1]
+    data = bytearray(newest.read_bytes())
+    data[-1] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    assert ckpt.restore() == {"n": 1}
+    ckpt.paths()[-2].write_bytes(b"truncated")
+    assert ckpt.restore() == {"n": 0}
+
+
+def test_keeps_the_last_k_and_leaves_no_temporary_files(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=2)
+    for n in range(5):
+        ckpt.save({"n": n})
+    assert [p.name for p in ckpt.paths()] == ["checkpoint-000000000003.pkl", "checkpoint-000000000004.pkl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in ckpt.paths()]
+    assert Checkpointer(tmp_path / "absent").restore() is None
+
+
+def test_numbering_continues_after_a_restart(tmp_path):
+    Checkpointer(tmp_path).save({"n": 0})
+    Checkpointer(tmp_path).save({"n": 1})
+    assert Checkpointer(tmp_path).restore() == {"n": 1}

@@ -1,0 +1,166 @@
+"""`stream-moe serve` end to end against a real broker: delivery, crash safety, delayed labels, bad input, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+
+from kafka_broker import consume, fresh_topics, produce, shard_states, start_serve, terminate, write_config
+
+
+def events(start: int, n: int, labelled: bool = True, seed: int = 0) -> list[dict]:
+    """SEA-like events with ids start..start+n-1 and timestamps equal to their index."""
+    rng = random.Random(seed + start)
+    out = []
+    for i in range(start, start + n):
+        x = {"f1": rng.uniform(0, 10), "f2": rng.uniform(0, 10), "f3": rng.uniform(0, 10)}
+        event = {"id": str(i), "ts": float(i), "x": x}
+        if labelled:
+            event["y"] = int(x["f1"] + x["f2"] <= 8)
+        out.append(event)
+    return out
+
+
+def predicted_ids(broker, topic, partitions, expected: set[str], timeout_s: float = 90.0) -> set[str]:
+    values = consume(broker, topic, partitions, lambda v: {p["id"] for p in v} >= expected, timeout_s)
+    return {p["id"] for p in values}
+
+
+def check_learned_once(checkpoint_dir, expected: set[str]) -> None:
+    states = shard_states(checkpoint_dir)
+    learned = [i for s in states.values() for i in s["learned_ids"]]
+    assert sum(s["learned"] for s in states.values()) == len(expected)
+    assert len(learned) == len(set(learned)), "an event was learned twice"
+    assert set(learned) == expected, "an event was never learned"
+
+
+def test_serve_predicts_learns_and_resumes_after_sigterm(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data",
+                          features=["f1", "f2", "f3"], classes=[0, 1])
+    produce(broker, topics["events"], events(0, 300), partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    first = {str(i) for i in range(300)}
+    assert predicted_ids(broker, topics["predictions"], 2, first) >= first
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", first)
+
+    produce(broker, topics["events"], events(300, 200), partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    both = {str(i) for i in range(500)}
+    assert predicted_ids(broker, topics["predictions"], 2, both) >= both
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", both)
+    positions = {k: v for s in shard_states(tmp_path / "checkpoints").values() for k, v in s["positions"].items()}
+    assert positions == {(topics["events"], 0): 250, (topics["events"], 1): 250}
+
+
+def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", checkpoint_every_s=0.3)
+    n = 2400
+    produce(broker, topics["events"], events(0, n), partitions=2)
+    rng = random.Random(7)
+    for progress in (0.15, 0.4, 0.65):  # SIGKILL once this share of the events has been predicted, give or take
+        service = start_serve(config, tmp_path / "serve.log")
+        target = {str(i) for i in range(int(n * (progress + rng.uniform(-0.05, 0.05))))}
+        consume(broker, topics["predictions"], 2, lambda v: len({p["id"] for p in v} & target) >= len(target), 120)
+        service.kill()
+        service.wait()
+    service = start_serve(config, tmp_path / "serve.log")
+    expected = {str(i) for i in range(n)}
+    assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", expected)
+    resumed = [line for line in (tmp_path / "serve.log").read_text().splitlines() if '"resume_at": {"' in line]
+    assert len(resumed) >= 3, "the kills should have hit a service in the middle of the stream"
+
+
+def test_delayed_labels_join_and_unmatched_ones_expire(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "labels", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, pending_max_age_s=50.0)
+    unlabelled = events(0, 200, labelled=False)
+    produce(broker, topics["events"], unlabelled, partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    ids = {str(i) for i in range(200)}
+    assert predicted_ids(broker, topics["predictions"], 2, ids) >= ids
+    truth = {e["id"]: int(e["x"]["f1"] + e["x"]["f2"] <= 8) for e in unlabelled}
+    # Each shard's clock is its newest event time (198 and 199) and the age limit 50: ids 148..199 are still
+    # waiting, the 148 older ones have expired. Labels go to the partition of their event (index parity = id parity).
+    late = [{"id": str(i), "y": truth[str(i)]} for i in range(150, 200)]
+    expired = [{"id": str(i), "y": truth[str(i)]} for i in range(0, 10)]
+    produce(broker, topics["labels"], late + expired, partitions=2)
+    letters = consume(broker, topics["dead"], 2, lambda v: len(v) >= 10, timeout_s=60)
+    assert terminate(service) == 0
+    assert len(letters) == 10 and {d["kind"] for d in letters} == {"unknown_id"}
+    assert {d["source"] for d in letters} == {topics["labels"]} and all("unknown id" in d["reason"] for d in letters)
+    states = shard_states(tmp_path / "checkpoints")
+    assert sum(s["learned"] for s in states.values()) == 50
+    assert sum(s["pending"].joined for s in states.values()) == 50
+    assert sum(s["pending"].expired for s in states.values()) == 148
+
+
+BAD_INPUT = {
+    "invalid_json": b'{"id": "b1", "x": {"f1": 1.0,',
+    "wrong_type": {"id": "b2", "x": {"f1": "1.0", "f2": [1], "f3": 2.0}, "y": 0},
+    "missing_feature": {"id": "b3", "x": {"f1": 1.0, "f2": 2.0}, "y": 0},
+    "extra_feature": {"id": "b4", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0, "f4": 4.0}, "y": 0},
+    "non_finite": b'{"id": "b5", "x": {"f1": Infinity, "f2": 2.0, "f3": 3.0}, "y": 0}',
+    "unknown_class": {"id": "b6", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0}, "y": 7},
+    "oversized": {"id": "b7", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0}, "y": 0, "key": "k" * 5000},
+    "unknown_id": {"id": "never-seen", "y": 1},
+}
+
+
+def test_bad_input_goes_to_dead_letters_and_serving_goes_on(broker, tmp_path):
+    topics = fresh_topics(broker, 1, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, features=["f1", "f2", "f3"], classes=[0, 1],
+                          max_message_bytes=4096)
+    good = events(0, 100)
+    stream = good[:50] + list(BAD_INPUT.values()) + good[50:]
+    produce(broker, topics["events"], stream)
+    service = start_serve(config, tmp_path / "serve.log")
+    ids = {str(i) for i in range(100)}
+    assert predicted_ids(broker, topics["predictions"], 1, ids) >= ids
+    letters = consume(broker, topics["dead"], 1, lambda v: len(v) >= len(BAD_INPUT))
+    assert terminate(service) == 0
+    assert sorted(d["kind"] for d in letters) == sorted(BAD_INPUT)
+    for letter in letters:
+        assert letter["reason"] and letter["source"] == topics["events"] and letter["partition"] == 0
+        assert 50 <= letter["offset"] < 50 + len(BAD_INPUT)
+    check_learned_once(tmp_path / "checkpoints", ids)
+
+
+def assignments(log) -> list[list[int]]:
+    return [
+        json.loads(line)["partitions"] for line in log.read_text().splitlines()
+        if '"message": "partitions assigned"' in line
+    ]
+
+
+@pytest.mark.slow
+def test_two_replicas_split_partitions_and_hand_over_state(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data")
+    produce(broker, topics["events"], events(0, 400), partitions=2)
+    a = start_serve(config, tmp_path / "a.log")
+    first = {str(i) for i in range(400)}
+    assert predicted_ids(broker, topics["predictions"], 2, first) >= first
+    b = start_serve(config, tmp_path / "b.log")  # joins the group: the partitions are split
+    deadline = time.monotonic() + 60
+    while not assignments(tmp_path / "b.log") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    produce(broker, topics["events"], events(400, 400), partitions=2)
+    second = {str(i) for i in range(800)}
+    assert predicted_ids(broker, topics["predictions"], 2, second) >= second
+    assert terminate(b) == 0  # leaves: its partition and its model go back to a
+    produce(broker, topics["events"], events(800, 400), partitions=2)
+    every = {str(i) for i in range(1200)}
+    assert predicted_ids(broker, topics["predictions"], 2, every) >= every
+    assert terminate(a) == 0
+    assert len(assignments(tmp_path / "b.log")[-1]) == 1, "the second replica should own one partition"
+    assert assignments(tmp_path / "a.log")[-1] == [0, 1]
+    check_learned_once(tmp_path / "checkpoints", every)

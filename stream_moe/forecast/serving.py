@@ -24,7 +24,7 @@ from stream_moe.forecast.registry import Forecaster
 class ForecastPredictor:
     """Parameters
     ----------
-    forecaster: any forecaster of `stream_moe.forecast.registry`.
+    model: any forecaster of `stream_moe.forecast.registry` (named `model`, as in `stream_moe.predictor.Predictor`).
     keys: the series keys, in the forecaster's order; events of other keys get no forecast and are not learned.
     name, version: the model's name and version in the predictions it emits.
     step: the regular sampling interval in the timestamps' unit; when given, the forecaster sees the time since the
@@ -32,9 +32,9 @@ class ForecastPredictor:
     """
 
     def __init__(
-        self, forecaster: Forecaster, keys: list[str], name: str, version: str = "0", step: float | None = None
+        self, model: Forecaster, keys: list[str], name: str, version: str = "0", step: float | None = None
     ):
-        self.forecaster = forecaster
+        self.model = model
         self.keys = list(keys)
         self.name = name
         self.version = version
@@ -67,7 +67,7 @@ class ForecastPredictor:
         dt = None
         if self.step and self._observed_ts is not None:
             dt = (self._pending_ts - self._observed_ts) / self.step
-        self.forecaster.observe(self._values.copy(), dt)
-        self._next = self.forecaster.forecast(1)[0]
+        self.model.observe(self._values.copy(), dt)
+        self._next = self.model.forecast(1)[0]
         self.learned += len(self._pending)
         self._observed_ts, self._pending_ts, self._pending = self._pending_ts, None, {}

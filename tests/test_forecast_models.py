@@ -16,7 +16,7 @@ from stream_moe.forecast.baselines import Persistence
 from stream_moe.forecast.cells import CELLS, run
 from stream_moe.forecast.liquid import LiquidForecaster
 from stream_moe.forecast.registry import FORECASTERS, build_forecaster
-from stream_moe.forecast.serving import ForecastPredictor
+from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
 
 SEASON = 24
 
@@ -94,14 +94,17 @@ def test_checkpoint_round_trip_gives_identical_forecasts(name):
         np.testing.assert_array_equal(model.forecast(2), restored.forecast(2))
 
 
-def test_predictor_serves_forecasts_per_key_across_batches():
+def test_predictor_serves_forecasts_per_key_across_batches_and_checkpoints():
     loads, keys = sinusoids(50, links=2), ["A-B", "B-C"]
-    predictor = ForecastPredictor(LiquidForecaster(season=SEASON, device="cpu"), keys, "cfc")
+    predictor = ForecastPredictor(KeyedForecaster(LiquidForecaster(season=SEASON, device="cpu"), keys), "cfc")
     reference = LiquidForecaster(season=SEASON, device="cpu")
     events = [
         Event(f"{t}-{k}", {"value": loads[t, i]}, None, k, 60.0 * t) for t in range(50) for i, k in enumerate(keys)
     ]
-    predictions = predictor.process(events[:31]) + predictor.process(events[31:])  # a timestamp split over batches
+    predictions = predictor.process(events[:31])  # ends in the middle of a timestamp
+    restored = ForecastPredictor(pickle.loads(pickle.dumps(predictor.model)), "cfc")  # a checkpoint of the model
+    predictions += predictor.process(events[31:])
+    assert [p.y_pred for p in restored.process(events[31:])] == [p.y_pred for p in predictions[31:]]
     assert len(predictions) == len(events) and predictions[0].y_pred is None
     for t in range(49):
         reference.observe(loads[t])

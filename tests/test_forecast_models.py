@@ -16,7 +16,7 @@ from stream_moe.forecast.baselines import Persistence
 from stream_moe.forecast.cells import CELLS, run
 from stream_moe.forecast.liquid import LiquidForecaster
 from stream_moe.forecast.registry import FORECASTERS, build_forecaster
-from stream_moe.forecast.serving import ForecastPredictor
+from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
 
 SEASON = 24
 
@@ -61,7 +61,8 @@ def test_forecaster_state_equals_running_its_inputs_at_once():
     inputs = []
     for v in sinusoids(60):
         f.observe(v)
-        inputs.append(f._inputs(f._changes(), 1)[:, 0])
+        v = np.stack(f.values_)
+        inputs.append(f._inputs(v, f._changes(v), 1)[:, 0])
     states = run(f.cell_, f._tensor(np.stack(inputs, axis=1)), torch.zeros(3, f.hidden))
     torch.testing.assert_close(states[:, -1], f.states_[-1])
 
@@ -93,12 +94,17 @@ def test_checkpoint_round_trip_gives_identical_forecasts(name):
         np.testing.assert_array_equal(model.forecast(2), restored.forecast(2))
 
 
-def test_predictor_serves_forecasts_per_key_across_batches():
-    loads = sinusoids(50, links=2)
-    predictor = ForecastPredictor(LiquidForecaster(season=SEASON, device="cpu"), ["A-B", "B-C"], "cfc")
+def test_predictor_serves_forecasts_per_key_across_batches_and_checkpoints():
+    loads, keys = sinusoids(50, links=2), ["A-B", "B-C"]
+    predictor = ForecastPredictor(KeyedForecaster(LiquidForecaster(season=SEASON, device="cpu"), keys), "cfc")
     reference = LiquidForecaster(season=SEASON, device="cpu")
-    events = [Event(f"{t}-{k}", {"value": loads[t, i]}, None, k, 60.0 * t) for t in range(50) for i, k in enumerate(["A-B", "B-C"])]
-    predictions = predictor.process(events[:31]) + predictor.process(events[31:])  # a timestamp split over batches
+    events = [
+        Event(f"{t}-{k}", {"value": loads[t, i]}, None, k, 60.0 * t) for t in range(50) for i, k in enumerate(keys)
+    ]
+    predictions = predictor.process(events[:31])  # ends in the middle of a timestamp
+    restored = ForecastPredictor(pickle.loads(pickle.dumps(predictor.model)), "cfc")  # a checkpoint of the model
+    predictions += predictor.process(events[31:])
+    assert [p.y_pred for p in restored.process(events[31:])] == [p.y_pred for p in predictions[31:]]
     assert len(predictions) == len(events) and predictions[0].y_pred is None
     for t in range(49):
         reference.observe(loads[t])
@@ -110,9 +116,30 @@ def test_predictor_serves_forecasts_per_key_across_batches():
 
 def test_forecast_command_prints_the_report_and_writes_results(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "700", "--out", str(out)]) == 0
+    args = ["forecast", "--scenario", "abilene-drastic", "--model", "cfc", "--steps", "700", "--out", str(out)]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert "RMSE" in printed and "change at step 672" in printed
     summary = json.loads((out / "forecast.json").read_text())
     assert summary["links"] == 15 and summary["changes"][0]["step"] == 672
     assert (out / "forecast.png").stat().st_size > 0
+
+
+def test_forecast_command_reads_real_loads_from_csv(tmp_path, capsys):
+    loads = sinusoids(200, links=2)
+    loads[150:, 0] = 0.0  # a failure at step 150
+    rows = [f"{60 * t},{a},{b}" for t, (a, b) in enumerate(loads)]
+    (tmp_path / "loads.csv").write_text("time,A-B,B-C\n" + "\n".join(rows) + "\n")
+    args = ["forecast", "--csv", str(tmp_path / "loads.csv"), "--season", "24", "--failure", "150",
+            "--model", "seasonal", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert "change at step 150 (A-B, B-C most affected)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_time_spans_of_irregular_sampling_reach_the_cell(cell):
+    regular, irregular = (LiquidForecaster(cell, season=SEASON, device="cpu") for _ in range(2))
+    for v in sinusoids(40):
+        regular.observe(v)
+        irregular.observe(v, dt=3.0)
+    assert not np.allclose(regular.forecast(1), irregular.forecast(1))

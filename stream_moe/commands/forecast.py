@@ -38,13 +38,15 @@ def register(subparsers) -> None:
         help="forecast link loads through link failures and report RMSE, MAPE and recovery per failure",
         description="Walk forward through the link loads of a network: observe every link's load, forecast the next "
         "--horizon steps, learn online. Prints RMSE, MAPE and, for each failure or recovery, the RMSE before and after "
-        "it and the steps until the forecast error is back within 10%% of its level before.",
+        "it and the steps until the forecast error is back within 10 percent of its level before.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--scenario", default="euro28-drastic", help="built-in scenario or YAML file (default: euro28-drastic)")
-    what.add_argument("--csv", type=pathlib.Path, help="real loads instead: CSV, wide (time, one column per link) or long")
+    what.add_argument("--scenario", default="euro28-drastic",
+                      help="built-in scenario or YAML file (default: euro28-drastic)")
+    what.add_argument("--csv", type=pathlib.Path,
+                      help="real loads instead: a CSV, wide (time, one column per link) or long (time, link, value)")
     p.add_argument("--season", type=int, help="steps per day of --csv loads (scenarios know theirs)")
     p.add_argument("--failure", type=int, action="append", default=[], help="step of a known failure in --csv loads")
     p.add_argument("--model", choices=list(FORECASTERS), default="cfc", help="forecaster (default: cfc)")

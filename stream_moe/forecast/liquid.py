@@ -14,12 +14,12 @@ network thus keeps fitting the new regime at once, where a periodically retraine
 >>> import numpy as np
 >>> f = LiquidForecaster(season=24, seed=0)
 >>> t = np.arange(600)
->>> for v in np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 24)], axis=1):
+>>> load = lambda t: 5 + np.sin(2 * np.pi * t / 24)
+>>> for v in np.stack([load(t), 2 * load(t + 6)], axis=1):
 ...     f.observe(v)
 >>> f.forecast(2).shape
 (2, 2)
->>> truth = np.sin(2 * np.pi * 600 / 24)
->>> bool(abs(f.forecast(1)[0, 0] - truth) < 0.5 * abs(truth - np.sin(2 * np.pi * 599 / 24)))  # beats persistence
+>>> bool(abs(f.forecast(1)[0, 0] - load(600)) < 0.5 * abs(load(600) - load(599)))  # beats persistence
 True
 """
 
@@ -86,7 +86,7 @@ class LiquidForecaster:
             self.head_ = nn.Linear(self.hidden, 1)
         self.cell_.to(self.device_)
         self.head_.to(self.device_)
-        self.optimizer_ = torch.optim.Adam([*self.cell_.parameters(), *self.head_.parameters()], lr=self.lr, foreach=True)
+        self.optimizer_ = torch.optim.Adam([*self.cell_.parameters(), *self.head_.parameters()], lr=self.lr, fused=True)
         self.typical_ = np.zeros(n)  # exponentially weighted mean absolute change, before bias correction
         self.count_ = 0
         # raw values (the first twice: a first change of zero), time spans and hidden states, newest last
@@ -98,17 +98,23 @@ class LiquidForecaster:
     def scale_(self) -> np.ndarray:
         return self.typical_ / (1 - (1 - self.decay) ** max(self.count_, 1)) + 1e-8
 
-    def _changes(self) -> np.ndarray:
-        """The changes of the recent values, in typical changes and clipped: steps x series."""
-        return np.clip(np.diff(np.stack(self.values_), axis=0) / self.scale_, -self.clip, self.clip)
+    def _changes(self, v: np.ndarray) -> np.ndarray:
+        """The changes of the values v, in typical changes and clipped: steps x series."""
+        return np.clip(np.diff(v, axis=0) / self.scale_, -self.clip, self.clip)
 
-    def _inputs(self, d: np.ndarray, steps: int) -> np.ndarray:
-        """Inputs of the last `steps` steps of the changes d: series x steps x 2, the change and the seasonal change
-        (the change one season before the next step)."""
+    def _inputs(self, v: np.ndarray, d: np.ndarray, steps: int) -> np.ndarray:
+        """Inputs of the last `steps` steps, from the values v and their changes d (d[i] leads from v[i] to v[i+1]):
+        series x steps x 2, the change and the seasonal change (the change one season before the next step) scaled by
+        how the level moved since then, so that a link whose load a failure doubled, or took away, expects its daily
+        swing doubled, or gone."""
         rows = []
         for i in range(len(d) - steps, len(d)):
             back = i - self.season + 1 if self.season else -1
-            rows.append(np.stack([d[i], d[back] if back >= 0 else np.zeros(d.shape[1])], axis=1))
+            seasonal = np.zeros(d.shape[1])
+            if back >= 0:
+                ratio = np.divide(v[i + 1], v[back], out=np.ones(d.shape[1]), where=v[back] > 0)
+                seasonal = d[back] * np.clip(ratio, 0, self.clip)
+            rows.append(np.stack([d[i], seasonal], axis=1))
         return np.stack(rows, axis=1)
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -127,16 +133,18 @@ class LiquidForecaster:
         self.count_ += 1
         self.values_.append(values)
         self.spans_.append(1.0 if dt is None else float(dt))
-        d = self._changes()
+        v = np.stack(self.values_)
+        d = self._changes(v)
         spans = self._tensor(np.array(self.spans_)).expand(len(values), -1)
         with torch.no_grad():
-            self.states_.append(self.cell_(self._tensor(self._inputs(d, 1)[:, 0]), self.states_[-1], spans[:, -1:]))
+            x = self._tensor(self._inputs(v, d, 1)[:, 0])
+            self.states_.append(self.cell_(x, self.states_[-1], spans[:, -1:]))
         if self.window and len(self.states_) == self.states_.maxlen:
-            self._adapt(d, spans)
+            self._adapt(v, d, spans)
 
-    def _adapt(self, d: np.ndarray, spans: torch.Tensor) -> None:
+    def _adapt(self, v: np.ndarray, d: np.ndarray, spans: torch.Tensor) -> None:
         """One gradient step on the last `window` one-step forecasts, from the state carried before them."""
-        inputs = self._tensor(self._inputs(d, self.window + 1)[:, :-1])
+        inputs = self._tensor(self._inputs(v, d, self.window + 1)[:, :-1])
         target = self._tensor(d[-self.window :].T)
         states = run(self.cell_, inputs, self.states_[0], spans[:, -self.window - 1 : -1])
         loss = nn.functional.mse_loss(self.head_(states).squeeze(-1), target)
@@ -147,15 +155,13 @@ class LiquidForecaster:
     @torch.no_grad()
     def forecast(self, h: int = 1) -> np.ndarray:
         """The next h values of every series (h x series), each step's forecast change fed back as the next input."""
-        d = self._changes()
+        v = np.stack(self.values_)
+        d = self._changes(v)
         state = self.states_[-1]
-        level = self.values_[-1]
-        out = []
         for k in range(h):
             change = self.head_(state).squeeze(-1).cpu().numpy().astype(float)
-            level = level + change * self.scale_
-            out.append(level)
+            v = np.concatenate([v, (v[-1] + change * self.scale_)[None]])
             if k + 1 < h:
                 d = np.concatenate([d, change[None]])
-                state = self.cell_(self._tensor(self._inputs(d, 1)[:, 0]), state, 1.0)
-        return np.stack(out)
+                state = self.cell_(self._tensor(self._inputs(v, d, 1)[:, 0]), state, 1.0)
+        return v[-h:]

@@ -19,7 +19,8 @@ def plot_forecast(result: Backtest, names: list[str], path: pathlib.Path, title:
         ax.plot(steps, result.predictions[around, link], label="forecast", linewidth=1)
         for i, c in enumerate(result.changes):
             if c in steps:
-                ax.axvline(c, color="red", linestyle="--", linewidth=0.8, label="failure / recovery" if i == 0 else None)
+                label = "failure / recovery" if i == 0 else None
+                ax.axvline(c, color="red", linestyle="--", linewidth=0.8, label=label)
         ax.set_ylabel(names[link], fontsize=8)
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(title)

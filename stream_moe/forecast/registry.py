@@ -25,13 +25,17 @@ class Forecaster(typing.Protocol):
     def forecast(self, h: int = 1) -> np.ndarray: ...
 
 
+def liquid(cell: str) -> typing.Callable[..., Forecaster]:
+    return lambda season, seed, device, **kw: LiquidForecaster(cell, season=season, seed=seed, device=device, **kw)
+
+
 FORECASTERS: dict[str, typing.Callable[..., Forecaster]] = {
-    "cfc": lambda season, seed=0, device="auto", **kw: LiquidForecaster("cfc", season=season, seed=seed, device=device, **kw),
-    "ltc": lambda season, seed=0, device="auto", **kw: LiquidForecaster("ltc", season=season, seed=seed, device=device, **kw),
-    "mlp-retrained": lambda season, seed=0, device="auto", **kw: RetrainedMLP(season=season, seed=seed, **kw),
-    "persistence": lambda season, seed=0, device="auto", **kw: Persistence(**kw),
-    "seasonal": lambda season, seed=0, device="auto", **kw: SeasonalPersistence(season, **kw),
-    "snarimax": lambda season, seed=0, device="auto", **kw: Snarimax(season=season, **kw),
+    "cfc": liquid("cfc"),
+    "ltc": liquid("ltc"),
+    "mlp-retrained": lambda season, seed, device, **kw: RetrainedMLP(season=season, seed=seed, **kw),
+    "persistence": lambda season, seed, device, **kw: Persistence(**kw),
+    "seasonal": lambda season, seed, device, **kw: SeasonalPersistence(season, **kw),
+    "snarimax": lambda season, seed, device, **kw: Snarimax(season=season, **kw),
 }
 
 

@@ -3,11 +3,12 @@ forecast of its series for its timestamp, made before its value was seen (test, 
 
 The events of one timestamp form one observation of all series (a series without an event at that timestamp keeps
 its previous value). A timestamp is observed when the first event of a later one arrives, so its events may span
-micro-batches. The value is the event's ``y``, else its ``x["value"]``.
+micro-batches. The value is the event's ``y``, else its ``x["value"]``. Everything learned, including the timestamp
+still being gathered, is in the predictor's `model` (a `KeyedForecaster`), which is what a checkpoint keeps.
 
 >>> from stream_moe.events import Event
 >>> from stream_moe.forecast.baselines import Persistence
->>> p = ForecastPredictor(Persistence(), keys=["A-B", "B-C"], name="persistence")
+>>> p = ForecastPredictor(KeyedForecaster(Persistence(), keys=["A-B", "B-C"]), name="persistence")
 >>> events = [Event("1", {}, 5.0, "A-B", 0.0), Event("2", {}, 7.0, "B-C", 0.0), Event("3", {}, 6.0, "A-B", 60.0)]
 >>> [(q.key, q.ts, q.y_pred) for q in p.process(events)]
 [('A-B', 0.0, None), ('B-C', 0.0, None), ('A-B', 60.0, 5.0)]
@@ -21,51 +22,73 @@ from stream_moe.events import Event, Prediction
 from stream_moe.forecast.registry import Forecaster
 
 
-class ForecastPredictor:
-    """Parameters
+class KeyedForecaster:
+    """A forecaster fed value by value: each value has its series key and timestamp.
+
+    Parameters
     ----------
     forecaster: any forecaster of `stream_moe.forecast.registry`.
-    keys: the series keys, in the forecaster's order; events of other keys get no forecast and are not learned.
-    name, version: the model's name and version in the predictions it emits.
+    keys: the series keys, in the forecaster's order; values of other keys are ignored.
     step: the regular sampling interval in the timestamps' unit; when given, the forecaster sees the time since the
         previous timestamp in steps (irregular sampling), else every timestamp is one step.
     """
 
-    def __init__(self, forecaster: Forecaster, keys: list[str], name: str, version: str = "0", step: float | None = None):
+    def __init__(self, forecaster: Forecaster, keys: list[str], step: float | None = None):
         self.forecaster = forecaster
         self.keys = list(keys)
-        self.name = name
-        self.version = version
         self.step = step
-        self.learned = 0
-        self._index = {k: i for i, k in enumerate(self.keys)}
-        self._values = np.zeros(len(self.keys))
-        self._pending: dict[int, float] = {}
-        self._pending_ts: float | None = None
-        self._observed_ts: float | None = None
-        self._next: np.ndarray | None = None
+        self.index_ = {k: i for i, k in enumerate(self.keys)}
+        self.values_ = np.zeros(len(self.keys))
+        self.gathering_: dict[int, float] = {}
+        self.gathering_ts_: float | None = None
+        self.observed_ts_: float | None = None
+        self.next_: np.ndarray | None = None
+        self.observed_ = 0  # values observed by the forecaster
 
-    def process(self, events: list[Event]) -> list[Prediction]:
-        predictions = []
-        for e in events:
-            if self._pending_ts is not None and e.ts != self._pending_ts:
-                self._observe()
-            i = self._index.get(e.key)
-            y_pred = None if i is None or self._next is None else float(self._next[i])
-            predictions.append(Prediction(e.id, y_pred, {}, [], e.key, e.ts))
-            value = e.y if e.y is not None else e.x.get("value")
-            if i is not None and value is not None:
-                self._pending[i] = float(value)
-                self._pending_ts = e.ts
-        return predictions
+    def forecast_for(self, key: str, ts: float) -> float | None:
+        """The forecast for `key` at `ts`, from the timestamps before it (None before the first, or for an unknown
+        key)."""
+        if self.gathering_ts_ is not None and ts != self.gathering_ts_:
+            self._observe()
+        i = self.index_.get(key)
+        return None if i is None or self.next_ is None else float(self.next_[i])
+
+    def learn(self, key: str, ts: float, value: float) -> None:
+        """Gather a value; the values of an earlier timestamp, now complete, go to the forecaster."""
+        if self.gathering_ts_ is not None and ts != self.gathering_ts_:
+            self._observe()
+        if key in self.index_:
+            self.gathering_[self.index_[key]] = float(value)
+            self.gathering_ts_ = ts
 
     def _observe(self) -> None:
-        for i, v in self._pending.items():
-            self._values[i] = v
+        for i, v in self.gathering_.items():
+            self.values_[i] = v
         dt = None
-        if self.step and self._observed_ts is not None:
-            dt = (self._pending_ts - self._observed_ts) / self.step
-        self.forecaster.observe(self._values.copy(), dt)
-        self._next = self.forecaster.forecast(1)[0]
-        self.learned += len(self._pending)
-        self._observed_ts, self._pending_ts, self._pending = self._pending_ts, None, {}
+        if self.step and self.observed_ts_ is not None:
+            dt = (self.gathering_ts_ - self.observed_ts_) / self.step
+        self.forecaster.observe(self.values_.copy(), dt)
+        self.next_ = self.forecaster.forecast(1)[0]
+        self.observed_ += len(self.gathering_)
+        self.observed_ts_, self.gathering_ts_, self.gathering_ = self.gathering_ts_, None, {}
+
+
+class ForecastPredictor:
+    """The event loop's predictor for a `KeyedForecaster`: `process(events)` answers every event with its series'
+    forecast, then learns its value. `learned` counts the values the forecaster has observed."""
+
+    def __init__(self, model: KeyedForecaster, name: str, version: str = "0"):
+        self.model = model
+        self.name = name
+        self.version = version
+        self.learned = 0
+
+    def process(self, events: list[Event]) -> list[Prediction]:
+        predictions, observed = [], self.model.observed_
+        for e in events:
+            predictions.append(Prediction(e.id, self.model.forecast_for(e.key, e.ts), {}, [], e.key, e.ts))
+            value = e.y if e.y is not None else (e.x or {}).get("value")
+            if value is not None:
+                self.model.learn(e.key, e.ts, value)
+        self.learned += self.model.observed_ - observed
+        return predictions

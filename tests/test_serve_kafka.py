@@ -58,6 +58,18 @@ def test_serve_predicts_learns_and_resumes_after_sigterm(broker, tmp_path):
     assert positions == {(topics["events"], 0): 250, (topics["events"], 1): 250}
 
 
+def saved_checkpoints(checkpoint_dir) -> set[str]:
+    return {str(p) for p in checkpoint_dir.glob("shard-*/checkpoint-*.pkl")}
+
+
+def wait_for_new_checkpoint(checkpoint_dir, since: set[str], timeout_s: float = 60.0) -> None:
+    """Block until a checkpoint not in `since` exists, so that a kill lands after this run has saved progress."""
+    deadline = time.monotonic() + timeout_s
+    while not saved_checkpoints(checkpoint_dir) - since:
+        assert time.monotonic() < deadline, "the service wrote no checkpoint"
+        time.sleep(0.05)
+
+
 def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     topics = fresh_topics(broker, 2, "events", "predictions", "dead")
     config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", checkpoint_every_s=0.3)
@@ -65,9 +77,11 @@ def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     produce(broker, topics["events"], events(0, n), partitions=2)
     rng = random.Random(7)
     for progress in (0.15, 0.4, 0.65):  # SIGKILL once this share of the events has been predicted, give or take
+        before = saved_checkpoints(tmp_path / "checkpoints")
         service = start_serve(config, tmp_path / "serve.log")
         target = {str(i) for i in range(int(n * (progress + rng.uniform(-0.05, 0.05))))}
         consume(broker, topics["predictions"], 2, lambda v: len({p["id"] for p in v} & target) >= len(target), 120)
+        wait_for_new_checkpoint(tmp_path / "checkpoints", since=before)
         service.kill()
         service.wait()
     service = start_serve(config, tmp_path / "serve.log")

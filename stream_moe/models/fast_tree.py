@@ -22,6 +22,23 @@ def _entropy(d: np.ndarray) -> np.ndarray:
         return np.where(total > 0, (total * np.log2(np.where(total > 0, total, 1.0)) - plogp) / total, 0.0)
 
 
+def _before(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """For each row, the sum of `values` over the earlier rows of its group (an exclusive cumulative sum per group).
+
+    >>> _before(np.array([1.0, 2.0, 4.0, 8.0]), np.array([0, 1, 0, 0])).tolist()
+    [0.0, 0.0, 1.0, 5.0]
+    """
+    order = np.argsort(groups, kind="stable")
+    ordered = values[order]
+    running = np.cumsum(ordered, axis=0) - ordered
+    sorted_groups = groups[order]
+    first = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    out = np.empty_like(running)
+    out[order] = running - running[start]
+    return out
+
+
 def _gini(d: np.ndarray) -> np.ndarray:
     total = d.sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,9 +273,9 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         weights = [self.stats_[c].sum() for c in children]
         return int(children[int(np.argmax(weights))])
 
-    def _leaves(self, X: np.ndarray, grow: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The leaf each row reaches, and whether it took a detour (a missing value, or an unseen category, which with
-        `grow` gets a new leaf at a multiway node: learning)."""
+    def _leaves(self, X: np.ndarray, grow=False) -> tuple[np.ndarray, np.ndarray]:
+        """The leaf each row reaches, and whether it took a detour (a missing value, or an unseen category, which
+        gets a new leaf at a multiway node for the rows `grow` marks: learning)."""
         node = np.zeros(len(X), dtype=np.int64)
         detour = np.zeros(len(X), dtype=bool)
         todo = np.flatnonzero(self.kind_[node] != LEAF)
@@ -280,7 +297,7 @@ class FastHoeffdingTreeClassifier(base.Classifier):
                     continue
                 child = self.branches_[n].get(int(value))
                 detour[todo[j]] |= child is None
-                if child is None and grow and value >= 0:
+                if child is None and grow is not False and grow[todo[j]] and value >= 0:
                     child = self.branches_[n][int(value)] = self._new_leaf(n, np.zeros(len(self.classes_)))
                 nxt[j] = self._most_common_child(n) if child is None else child
             node[todo] = nxt
@@ -289,57 +306,102 @@ class FastHoeffdingTreeClassifier(base.Classifier):
 
     # ---- prediction --------------------------------------------------------------------------------------------------
 
-    def _nb_log_votes(self, X: np.ndarray, leaves: np.ndarray) -> np.ndarray:
-        """Naive Bayes log-votes (B, C) at active leaves as river computes them; -inf for classes a leaf never saw."""
+    def _state(self, X: np.ndarray, leaves: np.ndarray, learned: np.ndarray | None = None) -> dict:
+        """What each row's leaf knows when the row comes: its batch-start statistics plus, with `learned` (B, C): the
+        class weights each row teaches, those of the earlier rows of the batch at the same leaf (test-then-train)."""
         stats, known = self.stats_[leaves], self.known_[leaves]
+        if learned is not None:
+            stats = stats + _before(learned, leaves)
+            known = known | (_before((learned > 0).astype(float), leaves) > 0)
+        state = {"stats": stats, "known": known, "leaves": leaves}
+        slots = self.slot_[leaves]
+        f = min(X.shape[1], self.n_features_)
+        if not f or self.leaf_prediction == "mc":
+            return state
+        n, mean, m2 = (self.obs_[i, slots, :f] for i in range(3))  # (B, f, C); meaningless where slot -1 (inactive)
+        x = np.nan_to_num(X[:, :f])
+        if learned is not None:
+            present = ~np.isnan(X[:, :f])
+            taught = learned[:, None, :] * present[:, :, None]  # (B, f, C)
+            n_b = _before(taught, leaves)
+            s1 = _before(taught * x[:, :, None], leaves)
+            s2 = _before(taught * (x**2)[:, :, None], leaves)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mean_b = np.where(n_b > 0, s1 / n_b, 0.0)
+                m2_b = np.maximum(s2 - n_b * mean_b**2, 0.0)
+                total = n + n_b
+                delta = mean_b - mean
+                mean = np.where(n_b > 0, mean + delta * n_b / total, mean)
+                m2 = np.where(n_b > 0, m2 + m2_b + delta**2 * n * n_b / total, m2)
+            n = total
+        state.update(n=n, mean=mean, m2=m2)
+        if self.nominal_[:f].any() and self.cat_.size:
+            cols = np.flatnonzero(self.nominal_[:f])
+            codes = X[:, cols]
+            seen = (codes >= 0) & (codes < self.cat_.shape[2])  # NaN compares False
+            c = np.where(seen, codes, 0).astype(np.int64)
+            counts = self.cat_[slots[:, None], cols[None, :]]  # (B, Fn, V, C)
+            hit = counts[np.arange(len(c))[:, None], np.arange(len(cols))[None, :], c]  # (B, Fn, C)
+            per_class = counts.sum(axis=2)
+            if learned is not None:
+                for k in range(len(cols)):
+                    key = np.where(seen[:, k], leaves * (self.cat_.shape[2] + 1) + c[:, k], -1 - leaves)
+                    hit[:, k] += np.where(seen[:, k, None], _before(learned, key), 0.0)
+                    per_class[:, k] += _before(learned * seen[:, k, None], leaves)
+            state.update(seen=seen, hit=hit, per_class=per_class)
+        return state
+
+    def _nb_log_votes(self, X: np.ndarray, state: dict) -> np.ndarray:
+        """Naive Bayes log-votes (B, C) at active leaves as river computes them; -inf for classes a leaf never saw."""
+        stats, known = state["stats"], state["known"]
         total = stats.sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             votes = np.where(stats > 0, np.log(stats / total), 0.0)
-        slots = self.slot_[leaves]
-        f = min(X.shape[1], self.n_features_)
-        if f:
+        if "n" in state:
+            f = state["n"].shape[1]
             x = X[:, :f, None]
-            n, mean, m2 = (self.obs_[i, slots, :f] for i in range(3))
-            numeric = ~self.nominal_[:f, None]
+            n, mean, m2 = state["n"], state["mean"], state["m2"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 var = np.where(n > 1, m2 / (n - 1), 0.0)
-                ok = (var > 0) & numeric & ~np.isnan(x)
+                ok = (var > 0) & ~self.nominal_[:f, None] & ~np.isnan(x)
                 safe = np.where(ok, var, 1.0)
                 logp = (x - mean) ** 2 / (-2.0 * safe) - _HALF_LOG_TAU - 0.5 * np.log(safe)
             add = np.where(ok, logp, 0.0).sum(axis=1)
-            if self.nominal_[:f].any():
-                cols = np.flatnonzero(self.nominal_[:f])
-                codes = X[:, cols]
-                seen = (codes >= 0) & (codes < self.cat_.shape[2])
-                c = np.where(seen, codes, 0).astype(np.int64)
-                counts = self.cat_[slots[:, None], cols[None, :]]  # (B, Fn, V, C)
-                hit = counts[np.arange(len(c))[:, None], np.arange(len(cols))[None, :], c]  # (B, Fn, C)
+            if "hit" in state:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    p = hit / counts.sum(axis=2)
-                    add += np.where(seen[:, :, None] & (p > 0), np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=1)
+                    p = state["hit"] / state["per_class"]
+                    good = state["seen"][:, :, None] & (p > 0)
+                    add += np.where(good, np.log(np.where(good, p, 1.0)), 0.0).sum(axis=1)
             votes = np.where(stats > 0, votes + add, votes)
         return np.where(known, votes, -np.inf)
 
-    def _nb_proba(self, X: np.ndarray, leaves: np.ndarray) -> np.ndarray:
-        votes = self._nb_log_votes(X, leaves)
+    def _nb_proba(self, X: np.ndarray, state: dict) -> np.ndarray:
+        votes = self._nb_log_votes(X, state)
         top = votes.max(axis=1, keepdims=True)
         with np.errstate(invalid="ignore"):
             e = np.exp(votes - np.where(np.isfinite(top), top, 0.0))
         total = e.sum(axis=1, keepdims=True)
         return np.where(total > 0, e / np.where(total > 0, total, 1.0), 0.0)
 
-    def _mc_proba(self, leaves: np.ndarray) -> np.ndarray:
-        stats = self.stats_[leaves]
+    @staticmethod
+    def _mc_proba(state: dict) -> np.ndarray:
+        stats = state["stats"]
         total = stats.sum(axis=1, keepdims=True)
         return np.where(total > 0, stats / np.where(total > 0, total, 1.0), 0.0)
 
-    def _uses_nb(self, leaves: np.ndarray) -> np.ndarray:
+    def _proba(self, X: np.ndarray, state: dict, mc_correct: np.ndarray, nb_correct: np.ndarray) -> np.ndarray:
+        leaves = state["leaves"]
+        proba = self._mc_proba(state)
         active = self.slot_[leaves] >= 0
         if self.leaf_prediction == "mc":
-            return np.zeros(len(leaves), dtype=bool)
+            return proba
         if self.leaf_prediction == "nb":
-            return active & (self.stats_[leaves].sum(axis=1) >= self.nb_threshold)
-        return active & (self.nb_correct_[leaves] >= self.mc_correct_[leaves])
+            nb = active & (state["stats"].sum(axis=1) >= self.nb_threshold)
+        else:
+            nb = active & (nb_correct >= mc_correct)
+        if nb.any():
+            proba[nb] = self._nb_proba(X[nb], {k: v[nb] for k, v in state.items()})
+        return proba
 
     def predict_proba_many(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (B, len(classes_)) of coded rows, columns in the order of `classes_`."""
@@ -347,11 +409,7 @@ class FastHoeffdingTreeClassifier(base.Classifier):
             return np.zeros((len(X), 0))
         X = self._width(np.asarray(X, dtype=float))
         leaves, _ = self._leaves(X)
-        proba = self._mc_proba(leaves)
-        nb = self._uses_nb(leaves)
-        if nb.any():
-            proba[nb] = self._nb_proba(X[nb], leaves[nb])
-        return proba
+        return self._proba(X, self._state(X, leaves), self.mc_correct_[leaves], self.nb_correct_[leaves])
 
     def predict_proba_one(self, x: dict) -> dict:
         if not hasattr(self, "kind_"):
@@ -369,23 +427,45 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         self.learn_many(self.coder_.transform_many([x]), [y], np.array([w]), nominal=self.coder_.nominal)
 
     def learn_many(self, X: np.ndarray, y, w=None, nominal=None) -> None:
-        """Learn coded rows `X` (NaN: missing) with labels `y` and weights `w` (default 1); `nominal` marks the columns
-        holding category codes. See the class docstring for how this differs from a sequence of `learn_one`."""
+        """Learn coded rows `X` (NaN: missing) with labels `y` and weights `w` (default 1; 0: not learned); `nominal`
+        marks the columns holding category codes. See the class docstring for how this differs from `learn_one`."""
+        self.predict_learn_many(X, y, w, nominal)
+
+    def predict_learn_many(self, X: np.ndarray, y, w=None, nominal=None) -> np.ndarray:
+        """Test-then-train over coded rows: each row's probabilities (as `predict_proba_many`) from the leaf it reaches
+        in the batch-start tree, with the statistics of the earlier rows of the batch at that leaf; then the rows with
+        weight > 0 are learned (rows with weight 0, or label None, are only predicted)."""
         if not hasattr(self, "kind_"):
             self._init_state()
         X = np.asarray(X, dtype=float)
         w = np.ones(len(X)) if w is None else np.asarray(w, dtype=float)
-        keep = w > 0
-        if not keep.all():
-            X, w, y = X[keep], w[keep], [label for label, k in zip(y, keep) if k]
-        if not len(X):
-            return
-        ci = self._register(y)
+        w = np.where([label is not None for label in y], w, 0.0)
+        learn = w > 0
+        ci = np.zeros(len(X), dtype=np.int64)
+        ci[learn] = self._register([label for label, k in zip(y, learn) if k])
         self._see_columns(X, nominal)
-        leaves, detour = self._leaves(X, grow=True)
+        X = self._width(X)
+        leaves, detour = self._leaves(X, grow=learn)
+        taught = np.zeros((len(X), len(self.classes_)))
+        taught[learn, ci[learn]] = w[learn]
+        state = self._state(X, leaves, taught)
         active = self.slot_[leaves] >= 0
-        if self.leaf_prediction == "nba" and active.any():
-            self._score_leaf_predictions(X[active], leaves[active], ci[active], w[active])
+        mc_correct, nb_correct = self.mc_correct_[leaves], self.nb_correct_[leaves]
+        if self.leaf_prediction == "nba":  # each row credits the leaf predictor that would have got it right
+            credit = learn & active
+            empty = ~state["known"].any(axis=1)
+            mc_right = credit & (empty | (state["stats"].argmax(axis=1) == ci))
+            votes = self._nb_log_votes(X, state)
+            nb_right = credit & (votes.argmax(axis=1) == ci) & (state["stats"].sum(axis=1) > 0)
+            nb_right &= np.isfinite(votes.max(axis=1))
+            mc_correct = mc_correct + _before(np.where(mc_right, w, 0.0), leaves)
+            nb_correct = nb_correct + _before(np.where(nb_right, w, 0.0), leaves)
+            np.add.at(self.mc_correct_, leaves, np.where(mc_right, w, 0.0))
+            np.add.at(self.nb_correct_, leaves, np.where(nb_right, w, 0.0))
+        proba = self._proba(X, state, mc_correct, nb_correct)
+        if not learn.any():
+            return proba
+        X, leaves, detour, ci, w, active = X[learn], leaves[learn], detour[learn], ci[learn], w[learn], active[learn]
         np.add.at(self.stats_, (leaves, ci), w)
         self.known_[leaves, ci] = True
         if active.any():
@@ -400,16 +480,7 @@ class FastHoeffdingTreeClassifier(base.Classifier):
             if total - self.last_attempt_[node] >= self.grace_period:
                 self._attempt_split(node)
                 self.last_attempt_[node] = total
-
-    def _score_leaf_predictions(self, X, leaves, ci, w) -> None:
-        """Naive Bayes adaptive: credit majority class and naive Bayes with the weight of the rows each gets right."""
-        stats = self.stats_[leaves]
-        empty = ~self.known_[leaves].any(axis=1)
-        mc_right = empty | (stats.argmax(axis=1) == ci)
-        votes = self._nb_log_votes(X, leaves)
-        nb_right = np.isfinite(votes.max(axis=1)) & (votes.argmax(axis=1) == ci) & (stats.sum(axis=1) > 0)
-        np.add.at(self.mc_correct_, leaves, np.where(mc_right, w, 0.0))
-        np.add.at(self.nb_correct_, leaves, np.where(nb_right, w, 0.0))
+        return proba
 
     def _observe(self, X, slots, ci, w) -> None:
         """Merge the batch's per (slot, feature, class) Gaussian statistics into the observers (Chan et al.), and

@@ -33,8 +33,9 @@ class Mixture(base.Classifier, abc.ABC):
       end: every row of a batch is predicted by the experts as they were at the batch start (an expert that takes a
       slot during the batch answers as it was then), and each expert learns its rows of the batch with one call at the
       batch end, or earlier when its monitor warns or drifts. Their errors, the router's masks and the drift monitors
-      are therefore those of batch-start experts. With batches of one there is no difference; the replay's default
-      batch (32) costs no measurable accuracy (see `benchmarks/fast_tree.py`).
+      are therefore those of batch-start experts. With batches of one there is no difference. The cost grows with
+      the batch where labels come in runs (Electricity: a single fast tree loses 2 points at batch 8, 4 at batch 32,
+      on 10k instances; SEA barely moves): see `benchmarks/fast_tree.py` and the README.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
 
     Both variants can watch each expert with a drift detector (`drift_detector`, `warning_detector`: names such as

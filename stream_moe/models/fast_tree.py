@@ -64,13 +64,15 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     Unlike river, the size is measured exactly from the arrays on each split instead of being estimated every
     `memory_estimate_period` instances.
 
-    Batches: `learn_many(X, y, w)` and `predict_proba_many(X)` take rows coded by a `RowCoder` (NaN: missing; nominal
-    columns marked by `nominal`). `predict_proba_many` gives for each row exactly what `predict_proba_one` would.
-    `learn_many` is the sequence of `learn_one` calls except that the whole batch is sorted to leaves by the tree as it
-    is at the batch start, the naive-Bayes-adaptive accuracy counts use the leaves' batch-start statistics, and the
-    split attempt of a leaf whose weight since its last attempt reached `grace_period` during the batch runs once, at
-    the batch end, on all the statistics of the batch: a split found mid-batch applies from the next batch. With
-    batches of one there is no difference; `learn_one` is `learn_many` on one row.
+    Batches: `predict_learn_many(X, y, w)`, `learn_many(X, y, w)` and `predict_proba_many(X)` take rows coded by a
+    `RowCoder` (NaN: missing; nominal columns marked by `nominal`). `predict_proba_many` gives for each row exactly what
+    `predict_proba_one` would. `predict_learn_many` is `predict_proba_one` then `learn_one` per row (`learn_many`
+    without the answer) except in one respect: the tree's structure is that of the batch start. Every row is sorted
+    to a leaf of the batch-start tree, and sees that leaf's statistics plus those of the earlier rows of the batch at the
+    same leaf (class weights, Gaussians, category counts, naive-Bayes-adaptive credits: test-then-train inside the
+    batch); the split attempt of a leaf whose weight since its last attempt reached `grace_period` during the batch
+    runs once, at the batch end, on all the statistics of the batch, so a split found mid-batch applies from the next
+    batch. With batches of one there is no difference; `learn_one` is `learn_many` on one row.
 
     Parameters
     ----------

@@ -40,9 +40,11 @@ def test_false_alarms_are_rare_on_a_long_stationary_stream(name):
     assert alarms <= FALSE_ALARMS_PER_50K.get(name, 2)
 
 
-def test_expert_is_replaced_after_an_abrupt_concept_drift():
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_expert_is_replaced_after_an_abrupt_concept_drift(experts):
     data = list(generate("sea_a", n=20_000, seed=1))
-    model = DriftMoEData(drift_detector="adwin(delta=0.001)", warning_detector="adwin(delta=0.01)", device="cpu", seed=1)
+    model = DriftMoEData(drift_detector="adwin(delta=0.001)", warning_detector="adwin(delta=0.01)", experts=experts,
+                         device="cpu", seed=1)
     for i in range(0, len(data), 32):
         chunk = data[i : i + 32]
         model.learn_many([x for x, _ in chunk], [y for _, y in chunk])
@@ -94,8 +96,9 @@ def test_expansion_on_an_input_shift_and_not_on_a_stationary_stream():
     assert len(shifted.pool_) == 3 and shifted.router_.n_outputs == 3
 
 
-def test_budget_is_never_exceeded():
-    model = expanding(max_experts=4, expansion_cooldown=300)
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_budget_is_never_exceeded(experts):
+    model = expanding(max_experts=4, expansion_cooldown=300, experts=experts)
     sizes = []
     run(model, regimes(list(range(7)), 1500, seed=1), watch=lambda m: sizes.append(len(m.pool_)))
     assert max(sizes) == 4
@@ -126,9 +129,10 @@ def test_growth_is_sublinear_on_recurring_concepts():
     assert model.counts_["expansions"] < 11
 
 
-def test_checkpoint_of_a_grown_pool_gives_identical_predictions():
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_checkpoint_of_a_grown_pool_gives_identical_predictions(experts):
     data = regimes([0, 1, 2], 2000, seed=3)
-    model = expanding()
+    model = expanding(experts=experts)
     run(model, data[:5000])
     assert model.counts_["expansions"] >= 1
     restored = pickle.loads(pickle.dumps(model))

@@ -49,7 +49,11 @@ class DriftMoEData(Mixture):
     prediction
         "top1" or "mixture".
     expert
-        Prototype of the experts (a river classifier, cloned); default a Hoeffding tree with grace period 50, delta 1e-7.
+        Prototype of the experts (a river classifier or a `FastHoeffdingTreeClassifier`, cloned); default a Hoeffding
+        tree with grace period 50, delta 1e-7, of the kind `experts` names.
+    experts
+        "river" (river's Hoeffding trees, one instance at a time: the reference) or "fast" (array-based trees with the
+        same semantics, learned and queried by batch: see `Mixture` for what that changes).
     hidden, dropout, lr, router_batch, router_epochs
         Router MLP layer sizes, dropout (training only), Adam learning rate, instances per router update, and gradient
         steps per update.
@@ -98,6 +102,7 @@ class DriftMoEData(Mixture):
         top_k: int = 3,
         prediction: str = "mixture",
         expert: base.Classifier | None = None,
+        experts: str = "river",
         hidden: tuple[int, ...] = (256, 128),
         dropout: float = 0.2,
         lr: float = 2e-3,
@@ -118,7 +123,7 @@ class DriftMoEData(Mixture):
         seed: int = 0,
     ):
         super().__init__(
-            expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight,
+            expert, experts, hidden, dropout, lr, router_batch, router_epochs, balance_weight,
             drift_detector, warning_detector, bagging_lambda, device, seed,
         )
         if prediction not in ("top1", "mixture"):
@@ -194,6 +199,11 @@ class DriftMoEData(Mixture):
     def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
         gates, novelty = self._gates(z, logits)
         self._replaced_in_batch: list[tuple[int, int]] = []  # (row, expert): earlier rows' masks judged the old expert
+        # batched experts answer as at the batch start: ask them once for all rows (the replaced ones again per row)
+        self._batch_proba = None
+        if self.pool_.batched and self.classes_:
+            every = np.broadcast_to(np.arange(len(self.pool_)), (len(xs), len(self.pool_)))
+            self._batch_proba = self.pool_.proba(xs, every, self.classes_)
         self._described: dict[int, list[int]] = {}  # expert -> rows it learned in this batch, for its descriptor
         out = []
         for i, (x, y) in enumerate(zip(xs, ys)):
@@ -218,7 +228,7 @@ class DriftMoEData(Mixture):
         if len(gate) < n_pool:  # experts added earlier in this batch: not scored by this batch's router call
             gate = np.pad(gate, (0, n_pool - len(gate)), constant_values=-np.inf)
         order = np.argsort(-gate, kind="stable")
-        proba = self.pool_.proba([x], np.arange(n_pool)[None, :], self.classes_)[0]  # (E, C): all, for the mask
+        proba = self._all_proba(x, n_pool)  # (E, C): all, for the mask
         detail: tuple[dict, list[int]] = ({}, [])
         if self.classes_:
             which = order[: self.n_predicting]
@@ -252,6 +262,16 @@ class DriftMoEData(Mixture):
         if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
             self._fresh = None
         return detail, right.astype(np.float32)
+
+    def _all_proba(self, x, n_pool: int) -> np.ndarray:
+        if self._batch_proba is None:
+            return self.pool_.proba([x], np.arange(n_pool)[None, :], self.classes_)[0]
+        proba = self._batch_proba[self._row]
+        if proba.shape[1] < len(self.classes_):  # a class first seen in this batch: nobody predicted it
+            proba = np.pad(proba, ((0, 0), (0, len(self.classes_) - proba.shape[1])))
+        for _, e in self._replaced_in_batch:
+            proba[e] = self.pool_.proba([x], np.array([[e]]), self.classes_)[0, 0]
+        return proba
 
     # ---- adaptation -------------------------------------------------------------------------------------------------
 

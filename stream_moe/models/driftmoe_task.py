@@ -21,7 +21,7 @@ class DriftMoETask(Mixture):
     i.e. trust the expert where it is reliable, its opposite where it is reliably wrong, and nothing where it is a coin
     toss. The experts therefore decide the prediction (in the published code the router alone did, an online MLP).
 
-    Parameters are those of `DriftMoEData` that apply here. Defaults: ADWIN drift detection on each class expert,
+    Parameters are those of `DriftMoEData` that apply here (`experts="fast"` included). Defaults: ADWIN drift detection on each class expert,
     no bagging (it helps RandomRBF and LED but costs SEA more than a point on 20k instances, where a single tree must
     stay behind), router updates every 32 instances.
 
@@ -43,6 +43,7 @@ class DriftMoETask(Mixture):
     def __init__(
         self,
         expert: base.Classifier | None = None,
+        experts: str = "river",
         hidden: tuple[int, ...] = (256, 128),
         dropout: float = 0.2,
         lr: float = 2e-3,
@@ -56,7 +57,7 @@ class DriftMoETask(Mixture):
         seed: int = 0,
     ):
         super().__init__(
-            expert, hidden, dropout, lr, router_batch, router_epochs, balance_weight,
+            expert, experts, hidden, dropout, lr, router_batch, router_epochs, balance_weight,
             drift_detector, warning_detector, bagging_lambda, device, seed,
         )
 

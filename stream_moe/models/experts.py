@@ -1,7 +1,9 @@
 """The experts of a mixture, with what watches and describes each of them, and the batch interface to query and train.
 
 `ExpertPool` speaks in micro-batches (which experts answer or learn which rows) so that a pool of array-based trees can
-answer a whole batch in one pass; this implementation holds river classifiers and loops over them. Per expert it keeps
+answer a whole batch in one pass. It holds river classifiers, queried and trained row by row, or
+`FastHoeffdingTreeClassifier`s ("fast" experts), queried with one call per expert for a batch and trained with one call
+per expert at the batch end (see `ExpertPool.batched`). Per expert it keeps
 an optional drift monitor on its error stream (with a background expert started on warning, which takes over on
 drift), an optional input descriptor (for self-expansion; `descriptors` is the novelty threshold above which a descriptor
 stops absorbing inputs, None for no descriptors), an optional random feature subspace and online-bagging
@@ -15,11 +17,19 @@ from river import base, tree
 
 from stream_moe.models.descriptors import InputDescriptor
 from stream_moe.models.detectors import DRIFT, WARNING, ErrorMonitor, make_detector
+from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier
+from stream_moe.models.rows import RowCoder
+
+EXPERT_KINDS = ("river", "fast")
 
 
-def default_expert() -> base.Classifier:
-    """The paper's expert: a Hoeffding tree with grace period 50 and split confidence 1e-7."""
-    return tree.HoeffdingTreeClassifier(grace_period=50, delta=1e-7)
+def default_expert(kind: str = "river") -> base.Classifier:
+    """The paper's expert: a Hoeffding tree with grace period 50 and split confidence 1e-7, river's or the array-based
+    one with the same semantics ("fast")."""
+    if kind not in EXPERT_KINDS:
+        raise ValueError(f"experts must be one of {EXPERT_KINDS}, not {kind!r}")
+    tree_class = FastHoeffdingTreeClassifier if kind == "fast" else tree.HoeffdingTreeClassifier
+    return tree_class(grace_period=50, delta=1e-7)
 
 
 class ExpertPool:
@@ -27,12 +37,25 @@ class ExpertPool:
 
     `usage_[e]` counts the instances expert `e` has learned (since it took its slot).
 
+    With fast experts the pool is `batched`: `learn` only stages the rows, and `flush` (which the mixtures call at
+    the end of every batch) codes every staged row once with the pool's `RowCoder` and trains each expert on its rows
+    with one `learn_many` call. Until then the experts answer as they were at the batch start. An expert's rows are
+    flushed early where order matters: before a warning starts its background expert (which learns only the rows
+    after the warning) and before a drift replaces it (its background expert takes over with all its rows).
+
     >>> pool = ExpertPool(default_expert(), n_experts=2)
     >>> pool.learn(0, [{"a": 1.0}], ["up"])
     >>> pool.proba([{"a": 1.0}], which=np.array([[0, 1]]), classes=["up", "down"]).tolist()
     [[[1.0, 0.0], [0.0, 0.0]]]
     >>> pool.usage_.tolist()
     [1, 0]
+    >>> fast = ExpertPool(default_expert("fast"), n_experts=2)
+    >>> fast.learn(0, [{"a": 1.0}], ["up"])
+    >>> fast.proba([{"a": 1.0}], which=np.array([[0, 1]]), classes=["up", "down"]).tolist()  # staged, not learned
+    [[[0.0, 0.0], [0.0, 0.0]]]
+    >>> fast.flush()
+    >>> fast.proba([{"a": 1.0}], which=np.array([[0, 1]]), classes=["up", "down"]).tolist()
+    [[[1.0, 0.0], [0.0, 0.0]]]
     """
 
     def __init__(
@@ -59,6 +82,9 @@ class ExpertPool:
         self.descriptors: list[InputDescriptor | None] = []
         self.subspaces: list[frozenset | None] = []
         self.usage_ = np.zeros(0, dtype=np.int64)
+        self.batched = isinstance(prototype, FastHoeffdingTreeClassifier)
+        self.coder = RowCoder(getattr(prototype, "nominal_attributes", None)) if self.batched else None
+        self.staged: list[list[tuple[dict, object, float]]] = []  # per expert: (x, y, weight) not learned yet
         for _ in range(n_experts):
             self.add()
 
@@ -83,12 +109,14 @@ class ExpertPool:
         self.monitors.append(self._monitor())
         self.descriptors.append(self._descriptor())
         self.subspaces.append(None)  # drawn from the features of the first instance the expert learns
+        self.staged.append([])
         self.usage_ = np.append(self.usage_, 0)
         return len(self.experts) - 1
 
     def replace(self, e: int) -> bool:
         """Expert `e` drifted: its background expert (or a fresh one) takes the slot, with a fresh monitor and
         descriptor. Returns whether a background expert took over."""
+        self.flush(e)
         background = self.backgrounds[e]
         self.experts[e] = background if background is not None else self.prototype.clone()
         self.backgrounds[e] = None
@@ -100,7 +128,7 @@ class ExpertPool:
 
     def remove(self, e: int) -> None:
         """Drop expert `e`; the experts after it move down one index."""
-        for slots in (self.experts, self.backgrounds, self.monitors, self.descriptors, self.subspaces):
+        for slots in (self.experts, self.backgrounds, self.monitors, self.descriptors, self.subspaces, self.staged):
             del slots[e]
         self.usage_ = np.delete(self.usage_, e)
 
@@ -115,6 +143,9 @@ class ExpertPool:
         """
         index = {c: i for i, c in enumerate(classes)}
         out = np.zeros((len(xs), which.shape[1], len(classes)))
+        if self.batched:
+            self._proba_batched(xs, which, index, out)
+            return out
         experts, sub = self.experts, self.subspace is not None
         for b, x in enumerate(xs):
             row = out[b]
@@ -125,14 +156,59 @@ class ExpertPool:
                         row[k, i] = p
         return out
 
+    def _rows(self, e: int, X: np.ndarray) -> np.ndarray:
+        """Coded rows as expert `e` sees them: the features outside its subspace missing."""
+        if self.subspaces[e] is None:
+            return X
+        X = X.copy()
+        X[:, ~self.coder.names(self.subspaces[e])] = np.nan
+        return X
+
+    def _proba_batched(self, xs, which: np.ndarray, index: dict, out: np.ndarray) -> None:
+        X = self.coder.transform_many(xs)
+        for e in np.unique(which).tolist():
+            rows, ks = np.nonzero(which == e)
+            model = self.experts[e]
+            proba = model.predict_proba_many(self._rows(e, X[rows]))
+            columns = [(j, index[c]) for j, c in enumerate(getattr(model, "classes_", ())) if c in index]
+            for j, i in columns:
+                out[rows, ks, i] = proba[:, j]
+
+    def flush(self, e: int | None = None) -> None:
+        """Train expert `e` (every expert when None) and its background expert on their staged rows."""
+        todo = [i for i in (range(len(self.staged)) if e is None else [e]) if self.staged[i]]
+        if not todo:
+            return
+        position: dict[int, int] = {}  # the same row staged for several experts is coded once
+        xs = []
+        for i in todo:
+            for x, _, _ in self.staged[i]:
+                if id(x) not in position:
+                    position[id(x)] = len(xs)
+                    xs.append(x)
+        self.coder.learn_many(xs)
+        X = self.coder.transform_many(xs)
+        for i in todo:
+            staged, self.staged[i] = self.staged[i], []
+            rows = self._rows(i, X[[position[id(x)] for x, _, _ in staged]])
+            ys, weights = [y for _, y, _ in staged], np.array([w for _, _, w in staged])
+            for model in (self.experts[i], self.backgrounds[i]):
+                if model is not None:
+                    model.learn_many(rows, ys, weights, nominal=self.coder.nominal)
+
     def learn(self, e: int, xs, ys) -> None:
-        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order. With online bagging
-        each row has a Poisson(lambda) weight (0: skipped)."""
+        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order (batched: stages
+        them, see the class docstring). With online bagging each row has a Poisson(lambda) weight (0: skipped)."""
         if self.subspace is not None and self.subspaces[e] is None and xs:
             names = sorted(xs[0])
             size = max(1, round(self.subspace * len(names)))
             self.subspaces[e] = frozenset(self.rng.choice(names, size=size, replace=False).tolist())
         weights = self.rng.poisson(self.bagging_lambda, len(xs)) if self.bagging_lambda > 0 else None
+        if self.batched:
+            self.staged[e].extend((x, y, 1.0 if weights is None else float(weights[i]))
+                                  for i, (x, y) in enumerate(zip(xs, ys)) if weights is None or weights[i] > 0)
+            self.usage_[e] += len(ys)
+            return
         learners = [m for m in (self.experts[e], self.backgrounds[e]) if m is not None]
         for i, (x, y) in enumerate(zip(xs, ys)):
             if weights is not None and weights[i] == 0:
@@ -162,6 +238,7 @@ class ExpertPool:
             if state == DRIFT:
                 return DRIFT
             if state == WARNING and self.backgrounds[e] is None:
+                self.flush(e)
                 self.backgrounds[e] = self.prototype.clone()
                 seen = WARNING
         return seen

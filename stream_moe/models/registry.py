@@ -20,6 +20,7 @@ from river import base, ensemble, forest, tree
 
 from stream_moe.models.driftmoe_data import DriftMoEData
 from stream_moe.models.driftmoe_task import DriftMoETask
+from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +39,15 @@ MODELS = {
         "DriftMoE-Data as published: top-1 prediction, router every 256, no detection, bagging or balancing",
         DriftMoEData,
     ),
+    "driftmoe-fast": ModelSpec(
+        lambda **kw: DriftMoEData(**{"experts": "fast", **kw}),
+        "n_experts",
+        "DriftMoE-Data with array-based experts learned and queried by micro-batch (size: experts)",
+        DriftMoEData,
+    ),
     "driftmoe-task": ModelSpec(DriftMoETask, None, "DriftMoE with one one-vs-rest expert per class"),
     "hoeffding-tree": ModelSpec(tree.HoeffdingTreeClassifier, None, "river's Hoeffding tree (VFDT)"),
+    "fast-tree": ModelSpec(FastHoeffdingTreeClassifier, None, "river's Hoeffding tree in arrays, by micro-batch"),
     "hat": ModelSpec(tree.HoeffdingAdaptiveTreeClassifier, None, "river's Hoeffding adaptive tree"),
     "arf": ModelSpec(forest.ARFClassifier, "n_models", "river's adaptive random forest (size: trees)"),
     "srp": ModelSpec(ensemble.SRPClassifier, "n_models", "river's streaming random patches (size: members)"),

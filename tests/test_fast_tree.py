@@ -1,0 +1,198 @@
+"""The array-based Hoeffding tree against river's, one by one and in batches."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+from river import tree
+from river.datasets import synth
+
+from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier
+from stream_moe.models.rows import RowCoder
+
+PARAMS = dict(grace_period=30, delta=1e-3)
+
+
+def random_stream(seed: int, n: int, nominal: bool = False, missing: float = 0.0):
+    """Small random concept: a few numeric (and nominal) features, a label from a random rule plus noise."""
+    rng = random.Random(seed)
+    cut = [0.3 + 0.4 * rng.random() for _ in range(3)]
+    out = []
+    for _ in range(n):
+        x = {f"n{i}": rng.random() for i in range(3)}
+        if nominal:
+            x["colour"] = rng.choice("rgbk")
+        if nominal:
+            label = 2 * "rgbk".index(x["colour"]) // 2 + int(x["n0"] > cut[0])
+        else:
+            label = int(x["n0"] > cut[0]) * (1 + int(x["n1"] > cut[1]))
+        if rng.random() < 0.1:
+            label = rng.randrange(3)
+        for key in list(x):
+            if rng.random() < missing:
+                del x[key]
+        out.append((x, label))
+    return out
+
+
+def structure(model) -> list:
+    """The splits of a tree as (depth, feature, threshold or None) in depth-first order, for either implementation."""
+    out = []
+    if isinstance(model, FastHoeffdingTreeClassifier):
+        names = {col: name for name, col in model.coder_.columns.items()}
+
+        def walk(node):
+            if model.kind_[node] == 0:
+                return
+            threshold = float(model.threshold_[node]) if model.kind_[node] == 1 else None
+            out.append((int(model.depth_[node]), names[int(model.feature_[node])], threshold))
+            if model.kind_[node] == 3:  # children in category order, as river sorts them
+                category = {code: name for name, code in model.coder_.codes[int(model.feature_[node])].items()}
+                children = [child for _, child in sorted((category[c], n) for c, n in model.branches_[node].items())]
+            else:
+                children = (model.left_[node], model.right_[node])
+            for child in children:
+                walk(int(child))
+
+        walk(0)
+        return out
+
+    def walk_river(node, depth):
+        if not hasattr(node, "children"):
+            return
+        threshold = float(node.threshold) if hasattr(node, "threshold") else None
+        out.append((depth, node.feature, threshold))
+        mapping = getattr(node, "_mapping", None)
+        children = [node.children[i] for _, i in sorted(mapping.items())] if mapping else node.children
+        for child in children:
+            walk_river(child, depth + 1)
+
+    walk_river(model._root, 0)
+    return out
+
+
+def same_splits(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        (d1, f1) == (d2, f2) and (t1 == t2 or (t1 is not None and t2 is not None and abs(t1 - t2) < 1e-9))
+        for (d1, f1, t1), (d2, f2, t2) in zip(a, b)
+    )
+
+
+def run_both(data, **params):
+    river_tree, fast = tree.HoeffdingTreeClassifier(**params), FastHoeffdingTreeClassifier(**params)
+    agree = 0
+    for x, y in data:
+        agree += river_tree.predict_one(x) == fast.predict_one(x)
+        river_tree.learn_one(x, y)
+        fast.learn_one(x, y)
+    return river_tree, fast, agree / len(data)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("leaf_prediction", ["mc", "nb", "nba"])
+def test_same_splits_as_river_on_random_streams(seed, leaf_prediction):
+    river_tree, fast, agree = run_both(random_stream(seed, 1500), leaf_prediction=leaf_prediction, **PARAMS)
+    assert same_splits(structure(fast), structure(river_tree))
+    assert structure(fast), "the stream should be long enough to split"
+    assert agree > 0.99
+
+
+@pytest.mark.parametrize("criterion", ["gini", "info_gain"])
+def test_same_splits_with_nominal_and_missing_features(criterion):
+    data = random_stream(7, 2000, nominal=True, missing=0.05)
+    river_tree, fast, agree = run_both(data, split_criterion=criterion, **PARAMS)
+    assert same_splits(structure(fast), structure(river_tree))
+    assert any(threshold is None for _, _, threshold in structure(fast)), "a nominal split was expected"
+    assert agree > 0.98
+
+
+def test_binary_nominal_splits():
+    data = random_stream(8, 2000, nominal=True)
+    river_tree, fast, agree = run_both(data, binary_split=True, **PARAMS)
+    assert len(structure(fast)) == len(structure(river_tree))
+    assert agree > 0.98
+
+
+def test_accuracy_parity_on_a_drifting_stream():
+    data = list(synth.ConceptDriftStream(synth.SEA(variant=0, seed=1), synth.SEA(variant=2, seed=2), position=1500,
+                                         width=200, seed=3).take(3000))
+    right = {"river": 0, "fast": 0}
+    models = {"river": tree.HoeffdingTreeClassifier(grace_period=50), "fast": FastHoeffdingTreeClassifier(grace_period=50)}
+    for x, y in data:
+        for name, model in models.items():
+            right[name] += model.predict_one(x) == y
+            model.learn_one(x, y)
+    assert abs(right["river"] - right["fast"]) / len(data) < 0.005
+
+
+def coded(data):
+    coder = RowCoder()
+    coder.learn_many([x for x, _ in data])
+    return coder, coder.transform_many([x for x, _ in data]), [y for _, y in data]
+
+
+def test_batches_of_one_are_learn_one():
+    data = random_stream(3, 800, nominal=True, missing=0.05)
+    coder, X, y = coded(data)
+    one, many = FastHoeffdingTreeClassifier(**PARAMS), FastHoeffdingTreeClassifier(**PARAMS)
+    for x, label in data:
+        one.learn_one(x, label)
+    for i in range(len(data)):
+        many.learn_many(X[i : i + 1], y[i : i + 1], nominal=coder.nominal)
+    np.testing.assert_array_equal(one.predict_proba_many(X), many.predict_proba_many(X))
+
+
+def test_predict_proba_many_is_predict_proba_one():
+    data = random_stream(4, 1000, nominal=True, missing=0.05)
+    model = FastHoeffdingTreeClassifier(**PARAMS)
+    for x, y in data:
+        model.learn_one(x, y)
+    proba = model.predict_proba_many(model.coder_.transform_many([x for x, _ in data]))
+    order = sorted(range(len(model.classes_)), key=lambda i: model.classes_[i])
+    assert proba[:, order].tolist() == [list(model.predict_proba_one(x).values()) for x, _ in data]
+
+
+def test_a_split_found_mid_batch_applies_from_the_next_batch():
+    data = random_stream(5, 3000)
+    coder, X, y = coded(data)
+    model = FastHoeffdingTreeClassifier(**PARAMS)
+    model.learn_many(X[:600], y[:600], nominal=coder.nominal)
+    assert model.n_leaves == 2, "one split attempt, at the batch end, on all 600 rows"
+    batched_accuracy = []
+    for size in (1, 32):
+        model = FastHoeffdingTreeClassifier(**PARAMS)
+        right = 0
+        for i in range(0, 3000, size):
+            if i:
+                predicted = np.array(model.classes_)[model.predict_proba_many(X[i : i + size]).argmax(axis=1)]
+                right += (predicted == y[i : i + size]).sum()
+            model.learn_many(X[i : i + size], y[i : i + size], nominal=coder.nominal)
+        batched_accuracy.append(right / 3000)
+    assert abs(batched_accuracy[0] - batched_accuracy[1]) < 0.02
+
+
+def test_memory_limit_keeps_observers_of_the_most_promising_leaves():
+    data = list(synth.RandomRBF(seed_model=1, seed_sample=1, n_features=20, n_classes=5).take(6000))
+    small = FastHoeffdingTreeClassifier(grace_period=20, delta=0.01, max_size=0.01)
+    for x, y in data:
+        small.learn_one(x, y)
+    observers = small.obs_[:, :1].nbytes + small.cat_[:1].nbytes
+    assert small.n_leaves > small.n_active_leaves >= 1
+    assert small.n_active_leaves * observers <= small.max_size * 2**20
+    assert sum(small.predict_one(x) == y for x, y in data[-500:]) > 100
+
+
+def test_pickle_round_trip_and_clone():
+    data = random_stream(6, 1000, nominal=True, missing=0.05)
+    model = FastHoeffdingTreeClassifier(**PARAMS)
+    for x, y in data[:700]:
+        model.learn_one(x, y)
+    restored = pickle.loads(pickle.dumps(model))
+    for x, y in data[700:]:
+        model.learn_one(x, y)
+        restored.learn_one(x, y)
+    assert [model.predict_proba_one(x) for x, _ in data] == [restored.predict_proba_one(x) for x, _ in data]
+    assert model.clone().predict_proba_one(data[0][0]) == {}

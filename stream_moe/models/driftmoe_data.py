@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from river import base
 
+from stream_moe.models.detectors import WARNING
 from stream_moe.models.mixture import Mixture
 
 
@@ -197,6 +198,8 @@ class DriftMoEData(Mixture):
     # ---- test-then-train --------------------------------------------------------------------------------------------
 
     def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        if self.pool_.batched and not self.expansion:
+            return self._learn_batched(xs, ys, logits)
         gates, novelty = self._gates(z, logits)
         self._replaced_in_batch: list[tuple[int, int]] = []  # (row, expert): earlier rows' masks judged the old expert
         # batched experts answer as at the batch start: ask them once for all rows (the replaced ones again per row)
@@ -221,6 +224,88 @@ class DriftMoEData(Mixture):
                 recent = np.concatenate([self._novelty_recent, novelty[learned]])
                 self._novelty_recent = recent[-self.novelty_window :]
             self._maybe_expand()
+        return out
+
+    def _learn_batched(self, xs, ys, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        """`_learn_batch` for batched experts without self-expansion, with array operations over the batch instead of
+        a Python step per row. Same rules as `_step`; what differs is the order of work, not what a row sees: every
+        row is answered by the experts as they were at the batch start (as with batched experts anyway), then each
+        expert in turn stages its rows and its monitor reads their errors in row order, a warning or drift acting at
+        the row where it fires. Rows after a drift are answered by the expert that took the slot; their errors for
+        the other experts, and the tie breaks of rows that no expert got right, stay those of the batch-start answers.
+        """
+        n_pool, n_rows = len(self.pool_), len(xs)
+        order = np.argsort(-logits, axis=1, kind="stable")
+        known = len(self.classes_)
+        rows = np.array([i for i, y in enumerate(ys) if y is not None], dtype=np.int64)
+        c = np.array([self._register_class(ys[i]) for i in rows], dtype=np.int64)
+        seen = np.zeros(n_rows)
+        seen[rows] = c + 1
+        classes_before = np.maximum(known, np.r_[0, np.maximum.accumulate(seen)[:-1]]).astype(np.int64)
+        every = np.broadcast_to(np.arange(n_pool), (n_rows, n_pool))
+        proba = self.pool_.proba(xs, every, self.classes_)  # (B, E, C)
+
+        n = len(rows)
+        right = np.zeros((n, n_pool), dtype=bool)
+        chosen = order[rows, : self.top_k].copy()
+        if n:
+            answer = proba[rows]
+            right = (answer.argmax(axis=2) == c[:, None]) & (answer.max(axis=2) > 0)
+            none = np.flatnonzero(~right.any(axis=1))
+            if len(none):  # the expert giving the true class the highest probability, exact ties at random
+                score = answer[none, :, c[none]]
+                tied = score == score.max(axis=1, keepdims=True)
+                right[none, np.where(tied, self.rng_.random(score.shape), -1.0).argmax(axis=1)] = True
+            if self.explore > 0 and self.top_k < n_pool:
+                swap = np.flatnonzero(self.rng_.random(n) < self.explore)
+                chosen[swap, -1] = order[rows[swap], self.rng_.integers(self.top_k, n_pool, len(swap))]
+            top1 = order[rows, 0]
+            self.routed_ += np.bincount(top1, minlength=n_pool)
+            decay = 0.999 ** np.arange(n - 1, -1, -1)
+            self._recent_use = self._recent_use * 0.999**n + np.bincount(top1, decay, minlength=n_pool)
+
+        masks = right.astype(np.float32)
+        learned_before = self.n_learned_
+        learns = (chosen[:, :, None] == np.arange(n_pool)).any(axis=1)  # (n, E)
+        for e in range(n_pool):
+            mine = np.flatnonzero(learns[:, e])
+            start = 0
+            while start < len(mine):
+                read, state = self.pool_.scan(e, ~right[mine[start:], e])
+                self.pool_.learn(e, [xs[rows[j]] for j in mine[start : start + read]],
+                                 [ys[rows[j]] for j in mine[start : start + read]])
+                start += read
+                if not state:
+                    continue
+                at = mine[start - 1]  # the row, among the labelled ones, whose error fired
+                self.n_learned_ = learned_before + at + 1
+                if state == WARNING:
+                    self.pool_.start_background(e)
+                    self._log("warnings", e)
+                    continue
+                self._drifted(e)
+                self._drifted_at[e] = self.n_learned_
+                masks[:at, e] = 0.0  # those rows judged the old expert
+                after = np.arange(rows[at] + 1, n_rows)
+                if len(after):
+                    proba[after, e] = self.pool_.proba([xs[i] for i in after], np.full((len(after), 1), e),
+                                                       self.classes_)[:, 0]
+                    later = np.arange(at + 1, n)
+                    answer = proba[rows[later], e]
+                    right[later, e] = (answer.argmax(axis=1) == c[later]) & (answer.max(axis=1) > 0)
+                    masks[later, e] = right[later, e]
+        self.n_learned_ = learned_before + n
+
+        which = order[:, : self.n_predicting]
+        scores = self._combine(np.take_along_axis(logits, which, axis=1),
+                               np.take_along_axis(proba, which[:, :, None], axis=1))
+        out: list[tuple[tuple[dict, list[int]], np.ndarray | None]] = [
+            ((self._to_dict(scores[i, : classes_before[i]]), which[i].tolist()) if classes_before[i] else ({}, []),
+             None)
+            for i in range(n_rows)
+        ]
+        for j, i in enumerate(rows.tolist()):
+            out[i] = (out[i][0], masks[j])
         return out
 
     def _step(self, x, y, gate, novelty) -> tuple[tuple[dict, list[int]], np.ndarray | None]:

@@ -229,19 +229,34 @@ class ExpertPool:
     def watch(self, e: int, errors) -> int:
         """Feed expert `e`'s monitor its 0/1 errors in order; returns DRIFT if a drift was detected (the caller replaces
         the expert), else WARNING if a warning was (a background expert has started), else 0."""
-        monitor = self.monitors[e]
-        if monitor is None:
-            return 0
         seen = 0
-        for error in errors:
-            state = monitor.update(bool(error))
+        while len(errors):
+            fed, state = self.scan(e, errors)
+            errors = errors[fed:]
             if state == DRIFT:
                 return DRIFT
-            if state == WARNING and self.backgrounds[e] is None:
-                self.flush(e)
-                self.backgrounds[e] = self.prototype.clone()
+            if state == WARNING:
+                self.start_background(e)
                 seen = WARNING
         return seen
+
+    def scan(self, e: int, errors) -> tuple[int, int]:
+        """Feed expert `e`'s monitor its 0/1 errors in order until a drift, or a warning while it has no background
+        expert: returns how many it read and DRIFT, WARNING or 0 (all read, nothing to act on). The caller acts:
+        `replace` on DRIFT, `start_background` on WARNING (after staging the rows read, which the old expert learns)."""
+        monitor = self.monitors[e]
+        if monitor is None:
+            return len(errors), 0
+        for i, error in enumerate(errors):
+            state = monitor.update(bool(error))
+            if state == DRIFT or (state == WARNING and self.backgrounds[e] is None):
+                return i + 1, state
+        return len(errors), 0
+
+    def start_background(self, e: int) -> None:
+        """A warning: expert `e` learns what was staged for it, then a background expert starts learning beside it."""
+        self.flush(e)
+        self.backgrounds[e] = self.prototype.clone()
 
     def novelty(self, z: np.ndarray) -> np.ndarray:
         """z-scored novelty of each row for each expert's descriptor, shape (B, E); 0 where an expert has none yet."""

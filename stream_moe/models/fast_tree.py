@@ -6,44 +6,13 @@ import math
 
 import numpy as np
 from river import base
-from scipy.special import erf
 
+from stream_moe.models import tree_kernels as kernels
 from stream_moe.models.rows import RowCoder
 
-LEAF, NUMERIC, NOMINAL_BINARY, NOMINAL_MULTIWAY = 0, 1, 2, 3
-_HALF_LOG_TAU = 0.5 * math.log(2 * math.pi)
-
-
-def _entropy(d: np.ndarray) -> np.ndarray:
-    """Entropy in bits of class weights along the last axis (0 for an empty distribution), as river computes it."""
-    total = d.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(d > 0, d * np.log2(np.where(d > 0, d, 1.0)), 0.0).sum(axis=-1)
-        return np.where(total > 0, (total * np.log2(np.where(total > 0, total, 1.0)) - plogp) / total, 0.0)
-
-
-def _before(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """For each row, the sum of `values` over the earlier rows of its group (an exclusive cumulative sum per group).
-
-    >>> _before(np.array([1.0, 2.0, 4.0, 8.0]), np.array([0, 1, 0, 0])).tolist()
-    [0.0, 0.0, 1.0, 5.0]
-    """
-    order = np.argsort(groups, kind="stable")
-    ordered = values[order]
-    running = np.cumsum(ordered, axis=0) - ordered
-    sorted_groups = groups[order]
-    first = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
-    out = np.empty_like(running)
-    out[order] = running - running[start]
-    return out
-
-
-def _gini(d: np.ndarray) -> np.ndarray:
-    total = d.sum(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        freq = np.where(total > 0, d / np.where(total > 0, total, 1.0), 0.0)
-    return 1.0 - (freq**2).sum(axis=-1)
+LEAF, NUMERIC, NOMINAL_BINARY, NOMINAL_MULTIWAY = kernels.LEAF, kernels.NUMERIC, kernels.NOMINAL_BINARY, 3
+_MODES = {"mc": kernels.MC, "nb": kernels.NB, "nba": kernels.NBA}
+_CRITERIA = {"info_gain": kernels.INFO_GAIN, "gini": kernels.GINI}
 
 
 class FastHoeffdingTreeClassifier(base.Classifier):
@@ -308,110 +277,24 @@ class FastHoeffdingTreeClassifier(base.Classifier):
 
     # ---- prediction --------------------------------------------------------------------------------------------------
 
-    def _state(self, X: np.ndarray, leaves: np.ndarray, learned: np.ndarray | None = None) -> dict:
-        """What each row's leaf knows when the row comes: its batch-start statistics plus, with `learned` (B, C): the
-        class weights each row teaches, those of the earlier rows of the batch at the same leaf (test-then-train)."""
-        stats, known = self.stats_[leaves], self.known_[leaves]
-        if learned is not None:
-            stats = stats + _before(learned, leaves)
-            known = known | (_before((learned > 0).astype(float), leaves) > 0)
-        state = {"stats": stats, "known": known, "leaves": leaves}
-        slots = self.slot_[leaves]
-        f = min(X.shape[1], self.n_features_)
-        if not f or self.leaf_prediction == "mc":
-            return state
-        n, mean, m2 = (self.obs_[i, slots, :f] for i in range(3))  # (B, f, C); meaningless where slot -1 (inactive)
-        x = np.nan_to_num(X[:, :f])
-        if learned is not None:
-            present = ~np.isnan(X[:, :f])
-            taught = learned[:, None, :] * present[:, :, None]  # (B, f, C)
-            n_b = _before(taught, leaves)
-            s1 = _before(taught * x[:, :, None], leaves)
-            s2 = _before(taught * (x**2)[:, :, None], leaves)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mean_b = np.where(n_b > 0, s1 / n_b, 0.0)
-                m2_b = np.maximum(s2 - n_b * mean_b**2, 0.0)
-                total = n + n_b
-                delta = mean_b - mean
-                mean = np.where(n_b > 0, mean + delta * n_b / total, mean)
-                m2 = np.where(n_b > 0, m2 + m2_b + delta**2 * n * n_b / total, m2)
-            n = total
-        state.update(n=n, mean=mean, m2=m2)
-        if self.nominal_[:f].any() and self.cat_.size:
-            cols = np.flatnonzero(self.nominal_[:f])
-            codes = X[:, cols]
-            seen = (codes >= 0) & (codes < self.cat_.shape[2])  # NaN compares False
-            c = np.where(seen, codes, 0).astype(np.int64)
-            counts = self.cat_[slots[:, None], cols[None, :]]  # (B, Fn, V, C)
-            hit = counts[np.arange(len(c))[:, None], np.arange(len(cols))[None, :], c]  # (B, Fn, C)
-            per_class = counts.sum(axis=2)
-            if learned is not None:
-                for k in range(len(cols)):
-                    key = np.where(seen[:, k], leaves * (self.cat_.shape[2] + 1) + c[:, k], -1 - leaves)
-                    hit[:, k] += np.where(seen[:, k, None], _before(learned, key), 0.0)
-                    per_class[:, k] += _before(learned * seen[:, k, None], leaves)
-            state.update(seen=seen, hit=hit, per_class=per_class)
-        return state
+    def _sort(self, X: np.ndarray, grow=False) -> tuple[np.ndarray, np.ndarray]:
+        """`_leaves`, compiled where the tree has no multiway node."""
+        if self.branches_:
+            return self._leaves(X, grow)
+        return kernels.sort_rows(X, self.kind_, self.feature_, self.threshold_, self.left_, self.right_, self.stats_)
 
-    def _nb_log_votes(self, X: np.ndarray, state: dict) -> np.ndarray:
-        """Naive Bayes log-votes (B, C) at active leaves as river computes them; -inf for classes a leaf never saw."""
-        stats, known = state["stats"], state["known"]
-        total = stats.sum(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            votes = np.where(stats > 0, np.log(stats / total), 0.0)
-        if "n" in state:
-            f = state["n"].shape[1]
-            x = X[:, :f, None]
-            n, mean, m2 = state["n"], state["mean"], state["m2"]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                var = np.where(n > 1, m2 / (n - 1), 0.0)
-                ok = (var > 0) & ~self.nominal_[:f, None] & ~np.isnan(x)
-                safe = np.where(ok, var, 1.0)
-                logp = (x - mean) ** 2 / (-2.0 * safe) - _HALF_LOG_TAU - 0.5 * np.log(safe)
-            add = np.where(ok, logp, 0.0).sum(axis=1)
-            if "hit" in state:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    p = state["hit"] / state["per_class"]
-                    good = state["seen"][:, :, None] & (p > 0)
-                    add += np.where(good, np.log(np.where(good, p, 1.0)), 0.0).sum(axis=1)
-            votes = np.where(stats > 0, votes + add, votes)
-        return np.where(known, votes, -np.inf)
-
-    def _nb_proba(self, X: np.ndarray, state: dict) -> np.ndarray:
-        votes = self._nb_log_votes(X, state)
-        top = votes.max(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore"):
-            e = np.exp(votes - np.where(np.isfinite(top), top, 0.0))
-        total = e.sum(axis=1, keepdims=True)
-        return np.where(total > 0, e / np.where(total > 0, total, 1.0), 0.0)
-
-    @staticmethod
-    def _mc_proba(state: dict) -> np.ndarray:
-        stats = state["stats"]
-        total = stats.sum(axis=1, keepdims=True)
-        return np.where(total > 0, stats / np.where(total > 0, total, 1.0), 0.0)
-
-    def _proba(self, X: np.ndarray, state: dict, mc_correct: np.ndarray, nb_correct: np.ndarray) -> np.ndarray:
-        leaves = state["leaves"]
-        proba = self._mc_proba(state)
-        active = self.slot_[leaves] >= 0
-        if self.leaf_prediction == "mc":
-            return proba
-        if self.leaf_prediction == "nb":
-            nb = active & (state["stats"].sum(axis=1) >= self.nb_threshold)
-        else:
-            nb = active & (nb_correct >= mc_correct)
-        if nb.any():
-            proba[nb] = self._nb_proba(X[nb], {k: v[nb] for k, v in state.items()})
-        return proba
+    def _arrays(self) -> tuple:
+        """The arrays and settings the compiled prediction and learning loops read and update."""
+        return (self.stats_, self.known_, self.slot_, self.mc_correct_, self.nb_correct_, self.obs_, self.cat_,
+                self.nominal_, _MODES[self.leaf_prediction], self.nb_threshold)
 
     def predict_proba_many(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (B, len(classes_)) of coded rows, columns in the order of `classes_`."""
         if not hasattr(self, "kind_"):
             return np.zeros((len(X), 0))
         X = self._width(np.asarray(X, dtype=float))
-        leaves, _ = self._leaves(X)
-        return self._proba(X, self._state(X, leaves), self.mc_correct_[leaves], self.nb_correct_[leaves])
+        leaves, _ = self._sort(X)
+        return kernels.predict(X, leaves, *self._arrays())
 
     def predict_proba_one(self, x: dict) -> dict:
         if not hasattr(self, "kind_"):
@@ -447,31 +330,9 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         ci[learn] = self._register([label for label, k in zip(y, learn) if k])
         self._see_columns(X, nominal)
         X = self._width(X)
-        leaves, detour = self._leaves(X, grow=learn)
-        taught = np.zeros((len(X), len(self.classes_)))
-        taught[learn, ci[learn]] = w[learn]
-        state = self._state(X, leaves, taught)
-        active = self.slot_[leaves] >= 0
-        mc_correct, nb_correct = self.mc_correct_[leaves], self.nb_correct_[leaves]
-        if self.leaf_prediction == "nba":  # each row credits the leaf predictor that would have got it right
-            credit = learn & active
-            empty = ~state["known"].any(axis=1)
-            mc_right = credit & (empty | (state["stats"].argmax(axis=1) == ci))
-            votes = self._nb_log_votes(X, state)
-            nb_right = credit & (votes.argmax(axis=1) == ci) & (state["stats"].sum(axis=1) > 0)
-            nb_right &= np.isfinite(votes.max(axis=1))
-            mc_correct = mc_correct + _before(np.where(mc_right, w, 0.0), leaves)
-            nb_correct = nb_correct + _before(np.where(nb_right, w, 0.0), leaves)
-            np.add.at(self.mc_correct_, leaves, np.where(mc_right, w, 0.0))
-            np.add.at(self.nb_correct_, leaves, np.where(nb_right, w, 0.0))
-        proba = self._proba(X, state, mc_correct, nb_correct)
-        if not learn.any():
-            return proba
-        X, leaves, detour, ci, w, active = X[learn], leaves[learn], detour[learn], ci[learn], w[learn], active[learn]
-        np.add.at(self.stats_, (leaves, ci), w)
-        self.known_[leaves, ci] = True
-        if active.any():
-            self._observe(X[active], self.slot_[leaves[active]], ci[active], w[active])
+        leaves, detour = self._sort(X, grow=learn)
+        proba = kernels.predict_learn(X, leaves, ci, w, *self._arrays())
+        active = learn & (self.slot_[leaves] >= 0)
         for node in np.unique(leaves[active & ~detour]).tolist():  # river: no split attempt after a detour
             if self.slot_[node] < 0:
                 continue  # deactivated by a split attempt of another leaf in this loop
@@ -484,75 +345,17 @@ class FastHoeffdingTreeClassifier(base.Classifier):
                 self.last_attempt_[node] = total
         return proba
 
-    def _observe(self, X, slots, ci, w) -> None:
-        """Merge the batch's per (slot, feature, class) Gaussian statistics into the observers (Chan et al.), and
-        count nominal categories."""
-        _, S, F, C = self.obs_.shape
-        f = X.shape[1]
-        cell = ((slots * F)[:, None] + np.arange(f)[None, :]) * C + ci[:, None]  # (B, f) flat (slot, feature, class)
-        numeric = ~np.isnan(X) & ~self.nominal_[None, :f]
-        cells, x, ww = cell[numeric], X[numeric], np.broadcast_to(w[:, None], X.shape)[numeric]
-        if len(cells):
-            uniq, inv = np.unique(cells, return_inverse=True)
-            n_b = np.bincount(inv, ww)
-            mean_b = np.bincount(inv, ww * x) / n_b
-            m2_b = np.bincount(inv, ww * (x - mean_b[inv]) ** 2)
-            n, mean, m2, lo, hi = (self.obs_[i].reshape(-1) for i in range(5))
-            n_a, mean_a = n[uniq], mean[uniq]
-            total = n_a + n_b
-            delta = mean_b - mean_a
-            mean[uniq] = mean_a + delta * n_b / total
-            m2[uniq] += m2_b + delta**2 * n_a * n_b / total
-            n[uniq] = total
-            np.minimum.at(lo, cells, x)
-            np.maximum.at(hi, cells, x)
-        cat = self.nominal_[None, :f] & ~np.isnan(X) & (X >= 0)
-        if cat.any():
-            V = self.cat_.shape[2]
-            rows, cols = np.nonzero(cat)
-            flat = ((slots[rows] * F + cols) * V + X[rows, cols].astype(np.int64)) * C + ci[rows]
-            np.add.at(self.cat_.reshape(-1), flat, w[rows])
-
     # ---- splitting ---------------------------------------------------------------------------------------------------
 
-    def _merit(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
-        """Merit of splits whose branch class weights are `post` (..., branches, C); -inf where fewer than two
-        branches hold more than `min_branch_fraction` of the weight."""
-        weights = post.sum(axis=-1)
-        total = weights.sum(axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = weights / total[..., None]
-            big = (np.where(total[..., None] > 0, share, 0.0) > self.min_branch_fraction).sum(axis=-1)
-            if self.split_criterion == "gini":
-                merit = 1.0 - (share * _gini(post)).sum(axis=-1)
-            else:
-                merit = _entropy(pre) - (share * _entropy(post)).sum(axis=-1)
-        return np.where(big >= 2, merit, -np.inf)
+    def _merit(self, pre: np.ndarray, post: np.ndarray) -> float:
+        return kernels.merit(pre, np.asarray(post, dtype=float), _CRITERIA[self.split_criterion],
+                             self.min_branch_fraction)
 
     def _numeric_candidates(self, s: int, pre: np.ndarray):
-        """Best binary split of each numeric feature: merits (F,), thresholds, left/right weights (F, C)."""
-        F = self.n_features_
-        n, mean, m2, lo, hi = (self.obs_[i, s, :F, : len(pre)] for i in range(5))
-        has = n > 0
-        lo_f = np.where(has, lo, np.inf).min(axis=1)
-        hi_f = np.where(has, hi, -np.inf).max(axis=1)
-        with np.errstate(invalid="ignore"):
-            size = (hi_f - lo_f) / 11.0
-            points = lo_f[:, None] + size[:, None] * np.arange(1, 11)  # (F, 10)
-            ok = (lo_f[:, None] < points) & (points < hi_f[:, None]) & ~self.nominal_[:F, None]
-            sigma = np.sqrt(np.where(n > 1, m2 / np.where(n > 1, n - 1, 1.0), 0.0))  # (F, C)
-            z = (points[:, :, None] - mean[:, None, :]) / np.where(sigma > 0, sigma, 1.0)[:, None, :]
-            cdf = np.where(sigma[:, None, :] > 0, 0.5 * (1.0 + erf(z / math.sqrt(2.0))), 0.0)
-        p = points[:, :, None]
-        left = np.where(p < lo[:, None], 0.0, np.where(p >= hi[:, None], n[:, None], cdf * n[:, None]))
-        left = np.where(has[:, None], left, 0.0)
-        right = np.where(has[:, None], n[:, None] - left, 0.0)
-        merits = np.where(ok, self._merit(pre, np.stack([left, right], axis=2)), -np.inf)  # (F, 10)
-        best = merits.argmax(axis=1)
-        pick = np.arange(F)
-        known_left = has & ~(points[pick, best][:, None] < lo)
-        known_right = has & (points[pick, best][:, None] < hi)
-        return (merits[pick, best], points[pick, best], left[pick, best], right[pick, best], known_left, known_right)
+        """Best binary split of each numeric feature: merits (F,), thresholds, left/right weights (F, C), and which
+        classes each side knows (F, C)."""
+        return kernels.numeric_candidates(self.obs_, s, self.n_features_, pre, self.nominal_,
+                                          _CRITERIA[self.split_criterion], self.min_branch_fraction)
 
     def _nominal_candidate(self, s: int, f: int, pre: np.ndarray):
         """Best split on nominal feature f: (merit, kind, value, [(code, weights)])."""

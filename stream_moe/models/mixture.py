@@ -130,12 +130,16 @@ class Mixture(base.Classifier, abc.ABC):
         if state == WARNING:
             self._log("warnings", e)
         elif state == DRIFT:
-            self._log("drifts", e)
-            if self.pool_.replace(e):
-                self._log("background_takeovers", e)
-            self.router_.reset_output(e)
+            self._drifted(e)
             return True
         return False
+
+    def _drifted(self, e: int) -> None:
+        """Expert e drifted: its background expert (or a fresh one) takes the slot and its router output restarts."""
+        self._log("drifts", e)
+        if self.pool_.replace(e):
+            self._log("background_takeovers", e)
+        self.router_.reset_output(e)
 
     def _register_class(self, y) -> int:
         """Index of class y, registering it (and growing what follows the classes) on first sight."""
@@ -191,9 +195,10 @@ class Mixture(base.Classifier, abc.ABC):
             self.pool_.flush()
         rows = [i for i, (_, mask) in enumerate(results) if mask is not None]
         if rows:
-            width = self.router_.n_outputs
-            masks = [np.pad(results[i][1], (0, width - len(results[i][1]))) for i in rows]
-            self.router_.observe(z[rows], np.stack(masks))
+            masks = np.zeros((len(rows), self.router_.n_outputs), dtype=np.float32)
+            for j, i in enumerate(rows):
+                masks[j, : len(results[i][1])] = results[i][1]
+            self.router_.observe(z[rows], masks)
         return [detail for detail, _ in results]
 
     def learn_many(self, xs, ys) -> None:

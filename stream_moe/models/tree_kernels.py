@@ -1,0 +1,278 @@
+"""Compiled (numba) loops of `FastHoeffdingTreeClassifier`: sorting rows to leaves, leaf predictions, test-then-train
+updates of the leaf statistics, and the numeric split candidates. One call handles a whole micro-batch, row by row in
+order, so a batch costs one dispatch instead of dozens of numpy calls per expert.
+
+The arrays are the tree's own (see `FastHoeffdingTreeClassifier._init_state`): node arrays indexed by node, observers
+`obs` (5, slots, features, classes) holding Gaussian weight, mean, M2, min, max, and `cat` (slots, features,
+categories, classes) holding nominal counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+LEAF, NUMERIC, NOMINAL_BINARY = 0, 1, 2
+MC, NB, NBA = 0, 1, 2  # leaf prediction modes
+INFO_GAIN, GINI = 0, 1
+_HALF_LOG_TAU = 0.5 * math.log(2 * math.pi)
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+@jit
+def sort_rows(X, kind, feature, threshold, left, right, stats):
+    """Leaf reached by each row through numeric and binary nodes, and whether it took a detour (a missing value:
+    the child that has seen the most weight)."""
+    n = X.shape[0]
+    leaves = np.zeros(n, dtype=np.int64)
+    detour = np.zeros(n, dtype=np.bool_)
+    for b in range(n):
+        node = 0
+        while kind[node] != LEAF:
+            f = feature[node]
+            v = X[b, f] if f < X.shape[1] else np.nan
+            if np.isnan(v):
+                detour[b] = True
+                node = right[node] if stats[right[node]].sum() > stats[left[node]].sum() else left[node]
+            elif kind[node] == NUMERIC:
+                node = right[node] if v > threshold[node] else left[node]
+            else:
+                node = right[node] if v != threshold[node] else left[node]
+        leaves[b] = node
+    return leaves, detour
+
+
+@jit
+def _log_votes(x, s, stats, known, obs, cat, nominal, out):
+    """Naive Bayes log-votes of one row at observer slot s into `out` (C,), as river computes them."""
+    n_classes = out.shape[0]
+    total = 0.0
+    for c in range(n_classes):
+        total += stats[c]
+    n_features = min(x.shape[0], obs.shape[2])
+    for c in range(n_classes):
+        if not known[c]:
+            out[c] = -np.inf
+            continue
+        if stats[c] <= 0:
+            out[c] = 0.0
+            continue
+        vote = math.log(stats[c] / total)
+        for f in range(n_features):
+            v = x[f]
+            if np.isnan(v):
+                continue
+            if nominal[f]:
+                code = int(v)
+                if v < 0 or code >= cat.shape[2]:
+                    continue
+                per_class = 0.0
+                for k in range(cat.shape[2]):
+                    per_class += cat[s, f, k, c]
+                if per_class > 0:
+                    p = cat[s, f, code, c] / per_class
+                    if p > 0:
+                        vote += math.log(p)
+                continue
+            w = obs[0, s, f, c]
+            if w <= 1:
+                continue
+            var = obs[2, s, f, c] / (w - 1)
+            if var > 0:
+                d = v - obs[1, s, f, c]
+                vote += d * d / (-2.0 * var) - _HALF_LOG_TAU - 0.5 * math.log(var)
+        out[c] = vote
+
+
+@jit
+def _leaf_proba(x, leaf, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold, votes, out):
+    """One row's class probabilities at its leaf into `out`; `votes` is scratch space."""
+    n_classes = out.shape[0]
+    total = 0.0
+    for c in range(n_classes):
+        total += stats[leaf, c]
+    s = slot[leaf]
+    use_nb = False
+    if s >= 0 and mode != MC:
+        use_nb = total >= nb_threshold if mode == NB else nb_correct[leaf] >= mc_correct[leaf]
+    if not use_nb:
+        for c in range(n_classes):
+            out[c] = stats[leaf, c] / total if total > 0 else 0.0
+        return
+    _log_votes(x, s, stats[leaf], known[leaf], obs, cat, nominal, votes)
+    top = -np.inf
+    for c in range(n_classes):
+        top = max(top, votes[c])
+    shift = top if np.isfinite(top) else 0.0
+    norm = 0.0
+    for c in range(n_classes):
+        out[c] = math.exp(votes[c] - shift)
+        norm += out[c]
+    for c in range(n_classes):
+        out[c] = out[c] / norm if norm > 0 else 0.0
+
+
+@jit
+def predict(X, leaves, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold):
+    """Class probabilities (B, C) of rows at their leaves."""
+    n_classes = stats.shape[1]
+    out = np.zeros((X.shape[0], n_classes))
+    votes = np.empty(n_classes)
+    for b in range(X.shape[0]):
+        _leaf_proba(X[b], leaves[b], stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode,
+                    nb_threshold, votes, out[b])
+    return out
+
+
+@jit
+def predict_learn(X, leaves, ci, w, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode,
+                  nb_threshold):
+    """Test-then-train row by row: each row's probabilities from its leaf as the earlier rows left it, then (weight >
+    0) the naive-Bayes-adaptive credits, the class weights and, at active leaves, the observers learn it."""
+    n_classes = stats.shape[1]
+    out = np.zeros((X.shape[0], n_classes))
+    votes = np.empty(n_classes)
+    for b in range(X.shape[0]):
+        leaf = leaves[b]
+        x = X[b]
+        s = slot[leaf]
+        _leaf_proba(x, leaf, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold,
+                    votes, out[b])
+        if mode == NBA and w[b] > 0 and s >= 0:  # credit the leaf predictor that would have got it right
+            any_known = False
+            best_mc = 0
+            total = 0.0
+            for c in range(n_classes):
+                any_known = any_known or known[leaf, c]
+                total += stats[leaf, c]
+                if stats[leaf, c] > stats[leaf, best_mc]:
+                    best_mc = c
+            if not any_known or best_mc == ci[b]:
+                mc_correct[leaf] += w[b]
+            _log_votes(x, s, stats[leaf], known[leaf], obs, cat, nominal, votes)
+            best_nb = 0
+            for c in range(n_classes):
+                if votes[c] > votes[best_nb]:
+                    best_nb = c
+            if best_nb == ci[b] and total > 0 and np.isfinite(votes[best_nb]):
+                nb_correct[leaf] += w[b]
+        if w[b] <= 0:
+            continue
+        c = ci[b]
+        stats[leaf, c] += w[b]
+        known[leaf, c] = True
+        if s < 0:
+            continue
+        for f in range(min(x.shape[0], obs.shape[2])):
+            v = x[f]
+            if np.isnan(v):
+                continue
+            if nominal[f]:
+                if v >= 0:
+                    cat[s, f, int(v), c] += w[b]
+                continue
+            n_old = obs[0, s, f, c]
+            n_new = n_old + w[b]
+            delta = v - obs[1, s, f, c]
+            mean = obs[1, s, f, c] + delta * w[b] / n_new
+            obs[2, s, f, c] += w[b] * delta * (v - mean)
+            obs[0, s, f, c] = n_new
+            obs[1, s, f, c] = mean
+            obs[3, s, f, c] = min(obs[3, s, f, c], v)
+            obs[4, s, f, c] = max(obs[4, s, f, c], v)
+    return out
+
+
+@jit
+def _impurity(d, criterion):
+    """Entropy in bits (as river computes it) or Gini impurity of class weights d."""
+    total = d.sum()
+    if total <= 0:
+        return 0.0
+    if criterion == GINI:
+        g = 1.0
+        for v in d:
+            g -= (v / total) ** 2
+        return g
+    plogp = 0.0
+    for v in d:
+        if v > 0:
+            plogp += v * math.log2(v)
+    return (total * math.log2(total) - plogp) / total
+
+
+@jit
+def merit(pre, post, criterion, min_branch_fraction):
+    """Merit of a split whose branches hold class weights `post` (branches, C); -inf unless at least two branches hold
+    more than `min_branch_fraction` of the weight."""
+    total = post.sum()
+    big = 0
+    impurity = 0.0
+    for k in range(post.shape[0]):
+        weight = post[k].sum()
+        share = weight / total if total > 0 else 0.0
+        if share > min_branch_fraction:
+            big += 1
+        if total > 0:
+            impurity += share * _impurity(post[k], criterion)
+    if big < 2:
+        return -np.inf
+    return (1.0 if criterion == GINI else _impurity(pre, criterion)) - impurity
+
+
+@jit
+def numeric_candidates(obs, s, n_features, pre, nominal, criterion, min_branch_fraction):
+    """Best binary split of each numeric feature at slot s (river's Gaussian observer: 10 evenly spaced candidate
+    points strictly between the smallest and largest value seen): merits (F,), thresholds, left and right class
+    weights (F, C), and which classes each side knows (F, C)."""
+    n_classes = pre.shape[0]
+    merits = np.full(n_features, -np.inf)
+    points = np.zeros(n_features)
+    lefts = np.zeros((n_features, n_classes))
+    rights = np.zeros((n_features, n_classes))
+    known_left = np.zeros((n_features, n_classes), dtype=np.bool_)
+    known_right = np.zeros((n_features, n_classes), dtype=np.bool_)
+    post = np.zeros((2, n_classes))
+    sigma = np.zeros(n_classes)
+    for f in range(n_features):
+        if nominal[f]:
+            continue
+        lo, hi = np.inf, -np.inf
+        for c in range(n_classes):
+            n = obs[0, s, f, c]
+            if n > 0:
+                lo = min(lo, obs[3, s, f, c])
+                hi = max(hi, obs[4, s, f, c])
+            sigma[c] = math.sqrt(obs[2, s, f, c] / (n - 1)) if n > 1 else 0.0
+        size = (hi - lo) / 11.0
+        for k in range(1, 11):
+            point = lo + size * k
+            if not (lo < point < hi):
+                continue
+            for c in range(n_classes):
+                n = obs[0, s, f, c]
+                if n <= 0:
+                    post[0, c] = 0.0
+                elif point < obs[3, s, f, c]:
+                    post[0, c] = 0.0
+                elif point >= obs[4, s, f, c]:
+                    post[0, c] = n
+                elif sigma[c] > 0:
+                    post[0, c] = 0.5 * (1.0 + math.erf((point - obs[1, s, f, c]) / sigma[c] / math.sqrt(2.0))) * n
+                else:
+                    post[0, c] = 0.0
+                post[1, c] = n - post[0, c] if n > 0 else 0.0
+            m = merit(pre, post, criterion, min_branch_fraction)
+            if m > merits[f]:
+                merits[f] = m
+                points[f] = point
+                lefts[f] = post[0]
+                rights[f] = post[1]
+        for c in range(n_classes):
+            has = obs[0, s, f, c] > 0
+            known_left[f, c] = has and not points[f] < obs[3, s, f, c]
+            known_right[f, c] = has and points[f] < obs[4, s, f, c]
+    return merits, points, lefts, rights, known_left, known_right

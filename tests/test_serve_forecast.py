@@ -15,7 +15,9 @@ from connectors.network.simulator import simulate
 from connectors.source import IterableSource
 from stream_moe.commands.serve import build_service, served_forecaster
 from stream_moe.config import Settings
-from stream_moe.events import DecodeError, Position, Record
+from stream_moe.events import DecodeError, Event, Position, Record
+from stream_moe.forecast.baselines import Persistence
+from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
 from stream_moe.loop import EventLoop
 from stream_moe.shards import Shards
 
@@ -101,3 +103,11 @@ def test_environment_chooses_and_configures_the_forecaster(monkeypatch, tmp_path
     predictor = served_forecaster(Settings()).make_predictor()
     assert predictor.name == "seasonal" and predictor.model.keys[0] == "NewYork-Chicago"
     assert predictor.model.forecaster.season == 2 and predictor.model.horizon == 2
+
+
+def test_late_values_are_dropped_without_a_forecast():
+    predictor = ForecastPredictor(KeyedForecaster(Persistence(), ["A", "B"]), "persistence")
+    stream = [("A", 0, 1.0), ("B", 0, 2.0), ("A", 60, 3.0), ("B", 0, 9.0), ("B", 30, 9.0), ("B", 60, 4.0), ("A", 120, 0.0)]
+    answers = predictor.process([Event(str(i), {}, v, k, float(t)) for i, (k, t, v) in enumerate(stream)])
+    assert [p.y_pred for p in answers] == [None, None, 1.0, None, None, 2.0, 3.0]
+    assert predictor.model.late_ == 2 and predictor.learned == 4

@@ -120,7 +120,7 @@ def run(cell: LiquidCell, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | N
     the time spans, all 1 when None."""
     prepared = cell.prepare()
     states = []
-    for t, sensed in enumerate(cell.sense(x).unbind(1)):
+    for t, sensed in enumerate(cell.sense(x.transpose(0, 1)).unbind(0)):  # steps first: each step contiguous
         h = cell.step(sensed, h, 1.0 if ts is None else ts[:, t : t + 1], prepared)
         states.append(h)
     return torch.stack(states, dim=1)

@@ -26,6 +26,21 @@ from stream_moe.events import DecodeError, Event, Record
 FIELDS = {"id", "key", "ts", "x", "y"}
 
 
+def parse_object(raw: bytes | str, max_bytes: int, fields: typing.Collection[str]) -> dict:
+    """The JSON object of a message no larger than `max_bytes`, with no fields but `fields`; else a `DecodeError`."""
+    if len(raw) > max_bytes:
+        raise DecodeError(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}", "oversized")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DecodeError(f"invalid JSON: {err}", "invalid_json") from None
+    if not isinstance(data, dict):
+        raise DecodeError(f"expected a JSON object, got {type(data).__name__}", "wrong_type")
+    if unknown := set(data) - set(fields):
+        raise DecodeError(f"unknown fields: {sorted(unknown)}", "unknown_field")
+    return data
+
+
 class JsonEventDecoder:
     """Validates and decodes JSON events.
 
@@ -50,17 +65,7 @@ class JsonEventDecoder:
         self.max_bytes = max_bytes
 
     def decode(self, record: Record) -> Event:
-        raw = record.value
-        if len(raw) > self.max_bytes:
-            raise DecodeError(f"message of {len(raw)} bytes exceeds the limit of {self.max_bytes}", "oversized")
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise DecodeError(f"invalid JSON: {err}", "invalid_json") from None
-        if not isinstance(data, dict):
-            raise DecodeError(f"expected a JSON object, got {type(data).__name__}", "wrong_type")
-        if unknown := set(data) - FIELDS:
-            raise DecodeError(f"unknown fields: {sorted(unknown)}", "unknown_field")
+        data = parse_object(record.value, self.max_bytes, FIELDS)
         event_id = data.get("id")
         if isinstance(event_id, int) and not isinstance(event_id, bool):
             event_id = str(event_id)

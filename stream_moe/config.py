@@ -22,11 +22,26 @@ class LoopSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    name: str = Field("driftmoe-data", description="model name (see `stream-moe streams`)")
+    name: str = Field("driftmoe-data", description="model name (see `stream-moe streams`), or a forecaster's (cfc, "
+                      "ltc, persistence, ...: see `stream-moe forecast --help`), configured by the forecast section")
     size: int | None = Field(None, description="ensemble size: experts or members, for models that have one")
     params: dict = Field(default_factory=dict, description="further constructor parameters of the model")
     device: str = Field("auto", description="torch device of the router: auto, cpu or cuda")
     seed: int = 1
+
+
+class ForecastSettings(BaseModel):
+    """How a forecaster is served (when `model.name` is one): events are {key, ts, value}, each series a link."""
+
+    topology: str = Field("euro28", description="network whose link names are the series keys: euro28, abilene or "
+                          "an edge-list file")
+    keys: list[str] | None = Field(None, description="the series keys instead, in order (none: the topology's links)")
+    season: int | None = Field(48, ge=1, description="steps per day, for the seasonal inputs (none: no season)")
+    step_s: float | None = Field(None, gt=0, description="seconds between two samples; given, irregular gaps reach "
+                                 "the forecaster as time spans (none: every new timestamp is one step)")
+    horizon: int = Field(1, ge=1, description="steps forecast from each event's timestamp on")
+    scenario: str = Field("euro28-drastic", description="embedded mode: the failure scenario (built-in or YAML file) "
+                          "whose simulated link loads are served; its links must be the keys")
 
 
 class EvaluationSettings(BaseModel):
@@ -51,8 +66,10 @@ class KafkaSettings(BaseModel):
 
 class ServeSettings(BaseModel):
     kafka: KafkaSettings | None = Field(None, description="Kafka source and sinks; none: the embedded demo stream")
-    features: list[str] | None = Field(None, description="feature names every event must have (none: any)")
-    classes: list[str | int | bool] | None = Field(None, description="known class labels (none: any)")
+    features: list[str] | None = Field(None, description="classifiers: feature names every event must have "
+                                      "(none: any)")
+    classes: list[str | int | bool] | None = Field(None, description="classifiers: known class labels (none: "
+                                                   "any)")
     max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")
     checkpoint_dir: str = Field("results/serve/checkpoints", description="shared by all replicas: shard-<n>/")
     checkpoint_every_s: float = Field(5.0, gt=0, description="seconds between checkpoints (and offset commits)")
@@ -65,8 +82,9 @@ class ServeSettings(BaseModel):
     stall_after_s: float = Field(60.0, gt=0, description="/healthz fails when no batch finished for this long")
     shutdown_deadline_s: float = Field(30.0, gt=0, description="SIGTERM: drain, checkpoint and commit within this")
     out: str = Field("results/serve", description="embedded mode: predictions.jsonl and dead_letters.jsonl here")
-    embedded_stream: str = Field("sea_a", description="embedded mode: the generated stream")
-    embedded_n: int = Field(20_000, ge=1, description="embedded mode: its length")
+    embedded_stream: str = Field("sea_a", description="embedded mode: the generated stream "
+                                 "(classifiers; forecasters serve forecast.scenario)")
+    embedded_n: int = Field(20_000, ge=1, description="embedded mode: its length in records")
 
 
 class Settings(BaseSettings):
@@ -78,6 +96,7 @@ class Settings(BaseSettings):
     )
     loop: LoopSettings = LoopSettings()
     model: ModelSettings = ModelSettings()
+    forecast: ForecastSettings = ForecastSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     serve: ServeSettings = ServeSettings()
 

@@ -44,18 +44,22 @@ class Event:
 
 @dataclasses.dataclass(slots=True)
 class Prediction:
-    """A model's answer for one event: the predicted label, class probabilities and the experts consulted."""
+    """A model's answer for one event: the predicted label, class probabilities and the experts consulted; from a
+    forecaster, `forecast` lists the values forecast for the event's timestamp (also `y_pred`) and the steps after it
+    (empty while it has none), and is None from a classifier."""
 
     id: str
-    y_pred: Label | None
+    y_pred: Label | float | None
     proba: dict[Label, float]
     experts: list[int]
     key: str | None = None
     ts: float | None = None
+    forecast: list[float] | None = None
 
     def to_json(self, model_name: str, model_version: str) -> dict:
-        """The wire form of `../shared/DESIGN.md` (probabilities keyed by the label's text)."""
-        return {
+        """The wire form of `../shared/DESIGN.md` (probabilities keyed by the label's text), with `forecast` when a
+        forecaster made it."""
+        wire = {
             "id": self.id,
             "key": self.key,
             "y_pred": self.y_pred,
@@ -64,6 +68,9 @@ class Prediction:
             "model": {"name": model_name, "version": model_version},
             "ts": self.ts,
         }
+        if self.forecast is not None:
+            wire["forecast"] = self.forecast
+        return wire
 
 
 class DecodeError(ValueError):

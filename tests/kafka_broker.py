@@ -64,9 +64,12 @@ def consume(broker, topic: str, partitions: int, until, timeout_s: float = 60.0)
     return values
 
 
-def write_config(path: pathlib.Path, broker, topics: dict[str, str], **serve) -> pathlib.Path:
+def write_config(path: pathlib.Path, broker, topics: dict[str, str], forecast: dict | None = None, **serve) -> pathlib.Path:
+    """A settings file for `stream-moe serve` on these topics; `forecast`, the forecast section (with a forecaster as
+    `model`)."""
     config = {
         "model": {"name": serve.pop("model", "hoeffding-tree")},
+        **({"forecast": forecast} if forecast is not None else {}),
         "loop": {"batch_size": 32, "max_wait_ms": 50},
         "serve": {
             "kafka": {

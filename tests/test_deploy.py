@@ -33,6 +33,11 @@ def test_example_service_config_loads():
     assert settings.serve.kafka.topics == ["events"] and settings.serve.kafka.label_topic == "labels"
 
 
+def test_example_forecast_config_loads():
+    settings = load_settings(REPO / "deploy" / "forecast.yaml")
+    assert settings.model.name == "cfc" and settings.forecast.topology == "euro28" and settings.forecast.horizon == 4
+
+
 def test_docker_compose_config_parses():
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode:
         pytest.skip("no docker client with the compose plugin here")

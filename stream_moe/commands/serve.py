@@ -1,18 +1,29 @@
 """`stream-moe serve`: the long-running service (Kafka in, predictions and dead letters out), or, without a Kafka
-section in the settings, the same service on an embedded generated stream with JSONL outputs."""
+section in the settings, the same service on an embedded generated stream with JSONL outputs. It serves a classifier
+(labelled feature events in, class predictions out) or, when the model is a forecaster, a forecaster (link loads in,
+forecasts out)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import pathlib
+import typing
 
 from connectors.benchmarks import open_stream
+from connectors.forecast_events import ForecastEventDecoder
 from connectors.json_events import JsonEventDecoder
 from connectors.kafka import KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer
+from connectors.network.events import scenario_source
+from connectors.network.scenario import load_scenario
+from connectors.network.topology import load_topology
 from connectors.sinks import JsonlDeadLetterSink, JsonlPredictionSink
-from stream_moe.config import KafkaSettings, ServeSettings, Settings, load_settings
+from connectors.source import Decoder, Source
+from stream_moe.config import ForecastSettings, KafkaSettings, ServeSettings, Settings, load_settings
 from stream_moe.evaluation import PrequentialEvaluator
+from stream_moe.forecast.registry import FORECASTERS, build_forecaster
+from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
 from stream_moe.http_server import OpsServer
 from stream_moe.logs import use_json_logs
 from stream_moe.loop import EventLoop
@@ -30,18 +41,27 @@ examples:
   stream-moe serve                                  embedded demo: 20k SEA events -> results/serve/*.jsonl
   stream-moe serve --config deploy/service.yaml     Kafka in and out, as configured
   STREAM_MOE_SERVE__KAFKA__BOOTSTRAP_SERVERS=kafka:9092 STREAM_MOE_SERVE__KAFKA__TOPICS='["events"]' stream-moe serve
+  stream-moe serve --model cfc                      embedded forecaster: Euro28 link loads through two failures
+  stream-moe serve --config deploy/forecast.yaml    a forecaster on Kafka, as configured
 
 Every setting of the `serve` section (see deploy/service.yaml) can also be set as STREAM_MOE_SERVE__<NAME>, nested
-with __ (e.g. STREAM_MOE_SERVE__KAFKA__GROUP_ID, STREAM_MOE_SERVE__CHECKPOINT_DIR, STREAM_MOE_SERVE__HTTP_PORT).
+with __ (e.g. STREAM_MOE_SERVE__KAFKA__GROUP_ID, STREAM_MOE_SERVE__CHECKPOINT_DIR, STREAM_MOE_SERVE__HTTP_PORT), and
+those of the `forecast` section as STREAM_MOE_FORECAST__<NAME>.
 Input events are JSON: {"id", "key", "ts", "x": {...}, "y"}; a later {"id", "y"} labels an earlier event.
+A forecaster (--model cfc, ltc, persistence, ...) reads {"id" (optional), "key": link, "ts": seconds, "value": load}
+instead and answers each with {"y_pred": the forecast for its ts, "forecast": [that and the next horizon-1 steps],
+...}, made before its value was learned; the events of one ts are one step of the network, so every link of a network
+must be produced to one partition (e.g. with the network's name as the message key).
 Metrics on http://127.0.0.1:9108/metrics, health on /healthz and /readyz. SIGTERM drains, checkpoints and commits.
 """
 
 
 def settings_help() -> str:
     """Every serve setting with its environment variable, default and description, from the settings model."""
-    lines = ["settings (in the `serve` section of --config, or as environment variables):"]
-    for prefix, model in (("STREAM_MOE_SERVE__", ServeSettings), ("STREAM_MOE_SERVE__KAFKA__", KafkaSettings)):
+    lines = ["settings (in the `serve` and `forecast` sections of --config, or as environment variables):"]
+    sections = (("STREAM_MOE_SERVE__", ServeSettings), ("STREAM_MOE_SERVE__KAFKA__", KafkaSettings),
+                ("STREAM_MOE_FORECAST__", ForecastSettings))
+    for prefix, model in sections:
         for name, field in model.model_fields.items():
             if name == "kafka":
                 continue
@@ -60,21 +80,65 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=pathlib.Path, help="settings file (YAML or TOML)")
-    p.add_argument("--model", choices=list(MODELS), help="model of every shard (default: the settings' model.name)")
+    p.add_argument("--model", choices=[*MODELS, *FORECASTERS],
+                   help="model of every shard (default: the settings' model.name); a forecaster serves link loads")
     p.add_argument("--http-port", type=int, help="port of /metrics, /healthz, /readyz (0: any free port)")
     p.add_argument("--checkpoint-dir", help="checkpoint directory (shared by all replicas)")
     p.set_defaults(func=run)
 
 
+@dataclasses.dataclass
+class Served:
+    """What serving a model takes besides the loop: a predictor per shard, the decoder of its input records, and the
+    embedded stream (source and decoder) used without Kafka; `classifier` says whether predictions are scored."""
+
+    make_predictor: typing.Callable[[], Predictor | ForecastPredictor]
+    decoder: Decoder
+    embedded: typing.Callable[[], tuple[Source, Decoder]]
+    classifier: bool
+
+
+def served_classifier(settings: Settings) -> Served:
+    serve, m = settings.serve, settings.model
+
+    def embedded():
+        stream = open_stream(serve.embedded_stream, n=serve.embedded_n, seed=m.seed)
+        return stream.source, stream.decoder
+
+    return Served(
+        lambda: Predictor(build_model(m.name, size=m.size, seed=m.seed, device=m.device, params=m.params), m.name),
+        JsonEventDecoder(serve.features, serve.classes, serve.max_message_bytes),
+        embedded,
+        classifier=True,
+    )
+
+
+def served_forecaster(settings: Settings) -> Served:
+    """One forecaster of all the keys per shard: a network's links must share a partition."""
+    serve, m, f = settings.serve, settings.model, settings.forecast
+    keys = f.keys or [link.name for link in load_topology(f.topology).links]
+    decoder = ForecastEventDecoder(keys, serve.max_message_bytes)
+
+    def make_predictor() -> ForecastPredictor:
+        forecaster = build_forecaster(m.name, f.season, seed=m.seed, device=m.device, **m.params)
+        return ForecastPredictor(KeyedForecaster(forecaster, keys, f.step_s, f.horizon), m.name)
+
+    def embedded():
+        links = [link.name for link in load_topology(load_scenario(f.scenario).topology).links]
+        if links != keys:
+            raise ValueError(f"the links of scenario {f.scenario!r} are not the served keys (forecast.topology or "
+                             "forecast.keys)")
+        return scenario_source(f.scenario, seed=m.seed, limit=serve.embedded_n), decoder
+
+    return Served(make_predictor, decoder, embedded, classifier=False)
+
+
 def build_service(settings: Settings) -> Service:
     """Assemble the source, decoder, shards, sinks and metrics that the settings describe."""
     serve, m = settings.serve, settings.model
-
-    def make_predictor() -> Predictor:
-        return Predictor(build_model(m.name, size=m.size, seed=m.seed, device=m.device, params=m.params), m.name)
-
+    served = served_forecaster(settings) if m.name in FORECASTERS else served_classifier(settings)
     shards = Shards(
-        make_predictor,
+        served.make_predictor,
         checkpoint_dir=serve.checkpoint_dir,
         keep=serve.checkpoint_keep,
         pending=lambda: PendingLabels(serve.pending_max_size, serve.pending_max_age_s),
@@ -83,8 +147,7 @@ def build_service(settings: Settings) -> Service:
     metrics = ServiceMetrics()
     kafka = None
     if serve.kafka is None:
-        stream = open_stream(serve.embedded_stream, n=serve.embedded_n, seed=m.seed)
-        source, decoder = stream.source, stream.decoder
+        source, decoder = served.embedded()
         out = pathlib.Path(serve.out)
         sinks = [JsonlPredictionSink(out / "predictions.jsonl", m.name, "0")]
         dead_letters = [JsonlDeadLetterSink(out / "dead_letters.jsonl")]
@@ -92,13 +155,14 @@ def build_service(settings: Settings) -> Service:
         k = serve.kafka
         topics = [*k.topics, *([k.label_topic] if k.label_topic else [])]
         source = kafka = KafkaSource(k.bootstrap_servers, topics, k.group_id, k.session_timeout_ms, k.client)
-        decoder = JsonEventDecoder(serve.features, serve.classes, serve.max_message_bytes)
+        decoder = served.decoder
         producer = make_producer(k.bootstrap_servers, k.client)
         sinks = [KafkaPredictionSink(producer, k.prediction_topic, m.name, "0")] if k.prediction_topic else []
         dead_letters = [KafkaDeadLetterSink(producer, k.dead_letter_topic)] if k.dead_letter_topic else []
+    evaluator = PrequentialEvaluator(window=settings.evaluation.window, record_every=10**12)
     loop = EventLoop(
         source, decoder, shards, sinks=[*sinks, metrics], dead_letters=[*dead_letters, metrics],
-        evaluator=PrequentialEvaluator(window=settings.evaluation.window, record_every=10**12),
+        evaluator=evaluator if served.classifier else None,
         batch_size=settings.loop.batch_size, max_wait_s=settings.loop.max_wait_ms / 1000,
     )
     return Service(loop, metrics, serve.checkpoint_every_s, serve.shutdown_deadline_s, serve.stall_after_s, kafka)

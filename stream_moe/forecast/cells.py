@@ -2,8 +2,11 @@
 
 Both map an input batch ``x`` (batch x inputs), the hidden state ``h`` (batch x hidden) and the time elapsed since the
 previous step ``ts`` (batch x 1, 1.0 for regular sampling) to the next hidden state. The batch is the set of series
-(links), so a whole network advances in one call. `run` steps a cell over a sequence; stepping it by hand and carrying
-``h`` gives the same states.
+(links), so a whole network advances in one call. A step is split in three: `sense(x)`, the part that depends on the
+input alone, `prepare()`, the part that depends on the weights alone, and `step(sensed, h, ts, prepared)`, the rest.
+`run` steps a cell over a sequence, sensing all its inputs and preparing the weights once, so that a window costs
+a few small operations per step, forward and backward (the forecasters' online updates run a window at every step).
+Stepping by hand and carrying ``h`` gives the same states.
 
 >>> _ = torch.manual_seed(0)
 >>> cell = CfCCell(2, 4)
@@ -12,7 +15,7 @@ previous step ``ts`` (batch x 1, 1.0 for regular sampling) to the next hidden st
 >>> h = torch.zeros(3, 4)
 >>> for t in range(5):
 ...     h = cell(x[:, t], h)
->>> states.shape, bool(torch.allclose(states[:, -1], h))
+>>> states.shape, bool(torch.allclose(states[:, -1], h, atol=1e-6))
 (torch.Size([3, 5, 4]), True)
 
 References: Hasani et al., "Closed-form continuous-time neural networks", Nature Machine Intelligence 2022 (CfC);
@@ -25,23 +28,41 @@ import torch
 from torch import nn
 
 
-class CfCCell(nn.Module):
+class LiquidCell(nn.Module):
+    """A step of either cell: `sense`, `prepare`, then `step`."""
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | float = 1.0) -> torch.Tensor:
+        return self.step(self.sense(x), h, ts, self.prepare())
+
+
+class CfCCell(LiquidCell):
     """h' = (1 - sigma(-f(z) t)) * g(z) + sigma(-f(z) t) * k(z), z = backbone([x, h]): a gate driven by time decides
     how far the state moves from one target (g) to the other (k); with ``ts`` the gate follows irregular sampling."""
 
     def __init__(self, input_size: int, hidden_size: int, backbone: int = 32):
         super().__init__()
+        self.input_size = input_size
         self.hidden_size = hidden_size
         self.backbone = nn.Sequential(nn.Linear(input_size + hidden_size, backbone), nn.Tanh())
         self.heads = nn.Linear(backbone, 4 * hidden_size)  # g, k, time_a, time_b in one matrix product
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | float = 1.0) -> torch.Tensor:
-        g, k, time_a, time_b = self.heads(self.backbone(torch.cat([x, h], dim=1))).chunk(4, dim=1)
-        gate = torch.sigmoid(-time_a * ts + time_b)
-        return torch.tanh(g) * (1 - gate) + gate * torch.tanh(k)
+    def sense(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's product with the input, and its bias."""
+        linear = self.backbone[0]
+        return nn.functional.linear(x, linear.weight[:, : self.input_size], linear.bias)
+
+    def prepare(self) -> torch.Tensor:
+        """The backbone's recurrent weights, transposed."""
+        return self.backbone[0].weight[:, self.input_size :].t()
+
+    def step(self, sensed: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | float, recurrent: torch.Tensor):
+        z = torch.tanh(torch.addmm(sensed, h, recurrent))
+        gk, time_a, time_b = self.heads(z).split([2 * self.hidden_size, self.hidden_size, self.hidden_size], dim=1)
+        g, k = torch.tanh(gk).chunk(2, dim=1)
+        return torch.lerp(g, k, torch.sigmoid(time_b - time_a * ts))
 
 
-class LTCCell(nn.Module):
+class LTCCell(LiquidCell):
     """dv/dt = -(g_leak (v - v_leak) + sum_j w_j sigma(v_j) (v - E_j)) / c_m, with sensory synapses from the inputs and
     recurrent ones between neurons, integrated over ``ts`` by `unfolds` semi-implicit Euler steps (the LTC solver)."""
 
@@ -61,31 +82,45 @@ class LTCCell(nn.Module):
         self.cm = nn.Parameter(torch.rand(hidden_size) * 0.2 + 0.4)
 
     @staticmethod
-    def synapses(v, mu, sigma, w, erev):
-        """Numerator and denominator contributions of synapses from presynaptic potentials v (batch x fan_in)."""
-        act = nn.functional.softplus(w) * torch.sigmoid(sigma * (v.unsqueeze(-1) - mu))
-        return (act * erev).sum(1), act.sum(1)
+    def synapses(v, mu, sigma, weight, erev):
+        """Numerator and denominator contributions of synapses of (positive) `weight` from presynaptic potentials v
+        (... x fan_in)."""
+        act = weight * torch.sigmoid(sigma * (v.unsqueeze(-1) - mu))
+        return (act * erev).sum(-2), act.sum(-2)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | float = 1.0) -> torch.Tensor:
+    def sense(self, x: torch.Tensor) -> torch.Tensor:
+        """The sensory synapses' numerator and denominator contributions, side by side."""
         x = x * self.input_w + self.input_b
-        num_s, den_s = self.synapses(x, self.sensory_mu, self.sensory_sigma, self.sensory_w, self.sensory_erev)
-        cm = nn.functional.softplus(self.cm) / (ts / self.unfolds)
-        gleak = nn.functional.softplus(self.gleak)
+        w = nn.functional.softplus(self.sensory_w)
+        return torch.cat(self.synapses(x, self.sensory_mu, self.sensory_sigma, w, self.sensory_erev), dim=-1)
+
+    def prepare(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The positive weights: recurrent synapses, membrane capacitance per unfold, leak conductance."""
+        softplus = nn.functional.softplus
+        return softplus(self.w), softplus(self.cm) * self.unfolds, softplus(self.gleak)
+
+    def step(self, sensed: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | float, prepared) -> torch.Tensor:
+        w, cm, gleak = prepared
+        num_s, den_s = sensed.chunk(2, dim=-1)
+        cm = cm / ts
+        numerator = gleak * self.vleak + num_s  # the parts that do not change over the unfolds
+        denominator = cm + gleak + den_s + 1e-8
         v = h
         for _ in range(self.unfolds):
-            num, den = self.synapses(v, self.mu, self.sigma, self.w, self.erev)
-            v = (cm * v + gleak * self.vleak + num + num_s) / (cm + gleak + den + den_s + 1e-8)
+            num, den = self.synapses(v, self.mu, self.sigma, w, self.erev)
+            v = (cm * v + numerator + num) / (denominator + den)
         return v
 
 
 CELLS = {"cfc": CfCCell, "ltc": LTCCell}
 
 
-def run(cell: nn.Module, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+def run(cell: LiquidCell, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
     """The hidden states after each step of ``x`` (batch x steps x inputs), starting from ``h``; ``ts`` (batch x steps)
     the time spans, all 1 when None."""
+    prepared = cell.prepare()
     states = []
-    for t in range(x.shape[1]):
-        h = cell(x[:, t], h, 1.0 if ts is None else ts[:, t : t + 1])
+    for t, sensed in enumerate(cell.sense(x.transpose(0, 1)).unbind(0)):  # steps first: each step contiguous
+        h = cell.step(sensed, h, 1.0 if ts is None else ts[:, t : t + 1], prepared)
         states.append(h)
     return torch.stack(states, dim=1)

@@ -107,15 +107,14 @@ class LiquidForecaster:
         series x steps x 2, the change and the seasonal change (the change one season before the next step) scaled by
         how the level moved since then, so that a link whose load a failure doubled, or took away, expects its daily
         swing doubled, or gone."""
-        rows = []
-        for i in range(len(d) - steps, len(d)):
-            back = i - self.season + 1 if self.season else -1
-            seasonal = np.zeros(d.shape[1])
-            if back >= 0:
-                ratio = np.divide(v[i + 1], v[back], out=np.ones(d.shape[1]), where=v[back] > 0)
-                seasonal = d[back] * np.clip(ratio, 0, self.clip)
-            rows.append(np.stack([d[i], seasonal], axis=1))
-        return np.stack(rows, axis=1)
+        i = np.arange(len(d) - steps, len(d))
+        seasonal = np.zeros((steps, d.shape[1]))
+        if self.season:
+            back = i - self.season + 1
+            i, back = i[back >= 0], back[back >= 0]
+            ratio = np.divide(v[i + 1], v[back], out=np.ones((len(back), d.shape[1])), where=v[back] > 0)
+            seasonal[steps - len(back) :] = d[back] * np.clip(ratio, 0, self.clip)
+        return np.stack([d[len(d) - steps :], seasonal], axis=2).transpose(1, 0, 2)
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=torch.float32, device=self.device_)
@@ -136,17 +135,17 @@ class LiquidForecaster:
         v = np.stack(self.values_)
         d = self._changes(v)
         spans = self._tensor(np.array(self.spans_)).expand(len(values), -1)
+        adapt = self.window and len(self.states_) + 1 >= self.states_.maxlen
+        inputs = self._tensor(self._inputs(v, d, self.window + 1 if adapt else 1))  # the newest step's last
         with torch.no_grad():
-            x = self._tensor(self._inputs(v, d, 1)[:, 0])
-            self.states_.append(self.cell_(x, self.states_[-1], spans[:, -1:]))
-        if self.window and len(self.states_) == self.states_.maxlen:
-            self._adapt(v, d, spans)
+            self.states_.append(self.cell_(inputs[:, -1], self.states_[-1], spans[:, -1:]))
+        if adapt:
+            self._adapt(inputs[:, :-1], self._tensor(d[-self.window :].T), spans[:, -self.window - 1 : -1])
 
-    def _adapt(self, v: np.ndarray, d: np.ndarray, spans: torch.Tensor) -> None:
-        """One gradient step on the last `window` one-step forecasts, from the state carried before them."""
-        inputs = self._tensor(self._inputs(v, d, self.window + 1)[:, :-1])
-        target = self._tensor(d[-self.window :].T)
-        states = run(self.cell_, inputs, self.states_[0], spans[:, -self.window - 1 : -1])
+    def _adapt(self, inputs: torch.Tensor, target: torch.Tensor, spans: torch.Tensor) -> None:
+        """One gradient step on the last `window` one-step forecasts (their inputs, the changes they forecast and
+        their time spans), from the state carried before them."""
+        states = run(self.cell_, inputs, self.states_[0], spans)
         loss = nn.functional.mse_loss(self.head_(states).squeeze(-1), target)
         self.optimizer_.zero_grad()
         loss.backward()
@@ -156,7 +155,7 @@ class LiquidForecaster:
     def forecast(self, h: int = 1) -> np.ndarray:
         """The next h values of every series (h x series), each step's forecast change fed back as the next input."""
         v = np.stack(self.values_)
-        d = self._changes(v)
+        d = self._changes(v) if h > 1 else None  # inputs of the steps after the first
         state = self.states_[-1]
         for k in range(h):
             change = self.head_(state).squeeze(-1).cpu().numpy().astype(float)

@@ -3,15 +3,17 @@ forecast of its series for its timestamp, made before its value was seen (test, 
 
 The events of one timestamp form one observation of all series (a series without an event at that timestamp keeps
 its previous value). A timestamp is observed when the first event of a later one arrives, so its events may span
-micro-batches. The value is the event's ``y``, else its ``x["value"]``. Everything learned, including the timestamp
-still being gathered, is in the predictor's `model` (a `KeyedForecaster`), which is what a checkpoint keeps.
+micro-batches. A value of a timestamp older than the one being gathered arrives too late to be part of it: it is
+dropped (counted in `late_`) and its event gets no forecast. The value is the event's ``y``, else its ``x["value"]``.
+Everything learned, including the timestamp still being gathered, is in the predictor's `model` (a
+`KeyedForecaster`), which is what a checkpoint keeps.
 
 >>> from stream_moe.events import Event
 >>> from stream_moe.forecast.baselines import Persistence
->>> p = ForecastPredictor(KeyedForecaster(Persistence(), keys=["A-B", "B-C"]), name="persistence")
+>>> p = ForecastPredictor(KeyedForecaster(Persistence(), keys=["A-B", "B-C"], horizon=2), name="persistence")
 >>> events = [Event("1", {}, 5.0, "A-B", 0.0), Event("2", {}, 7.0, "B-C", 0.0), Event("3", {}, 6.0, "A-B", 60.0)]
->>> [(q.key, q.ts, q.y_pred) for q in p.process(events)]
-[('A-B', 0.0, None), ('B-C', 0.0, None), ('A-B', 60.0, 5.0)]
+>>> [(q.key, q.ts, q.y_pred, q.forecast) for q in p.process(events)]
+[('A-B', 0.0, None, []), ('B-C', 0.0, None, []), ('A-B', 60.0, 5.0, [5.0, 5.0])]
 """
 
 from __future__ import annotations
@@ -31,35 +33,50 @@ class KeyedForecaster:
     keys: the series keys, in the forecaster's order; values of other keys are ignored.
     step: the regular sampling interval in the timestamps' unit; when given, the forecaster sees the time since the
         previous timestamp in steps (irregular sampling), else every timestamp is one step.
+    horizon: steps forecast from each timestamp on (the timestamp's own value first).
     """
 
-    def __init__(self, forecaster: Forecaster, keys: list[str], step: float | None = None):
+    def __init__(self, forecaster: Forecaster, keys: list[str], step: float | None = None, horizon: int = 1):
         self.forecaster = forecaster
         self.keys = list(keys)
         self.step = step
+        self.horizon = horizon
         self.index_ = {k: i for i, k in enumerate(self.keys)}
         self.values_ = np.zeros(len(self.keys))
         self.gathering_: dict[int, float] = {}
         self.gathering_ts_: float | None = None
         self.observed_ts_: float | None = None
-        self.next_: np.ndarray | None = None
+        self.next_: np.ndarray | None = None  # horizon x series, from the last timestamp observed
         self.observed_ = 0  # values observed by the forecaster
+        self.late_ = 0  # values dropped for arriving after their timestamp was observed
 
-    def forecast_for(self, key: str, ts: float) -> float | None:
-        """The forecast for `key` at `ts`, from the timestamps before it (None before the first, or for an unknown
-        key)."""
-        if self.gathering_ts_ is not None and ts != self.gathering_ts_:
-            self._observe()
+    def forecast_for(self, key: str, ts: float) -> list[float] | None:
+        """The forecasts for `key` at `ts` and the `horizon - 1` steps after it, from the timestamps before `ts` (None
+        before the first, for an unknown key, or for a timestamp too late to be learned)."""
+        self._advance(ts)
         i = self.index_.get(key)
-        return None if i is None or self.next_ is None else float(self.next_[i])
+        if i is None or self.next_ is None or self._late(ts):
+            return None
+        return self.next_[:, i].tolist()
 
     def learn(self, key: str, ts: float, value: float) -> None:
         """Gather a value; the values of an earlier timestamp, now complete, go to the forecaster."""
-        if self.gathering_ts_ is not None and ts != self.gathering_ts_:
-            self._observe()
-        if key in self.index_:
+        self._advance(ts)
+        if self._late(ts):
+            self.late_ += 1
+        elif key in self.index_:
             self.gathering_[self.index_[key]] = float(value)
             self.gathering_ts_ = ts
+
+    def _advance(self, ts: float) -> None:
+        """A later timestamp completes the one being gathered: observe it."""
+        if self.gathering_ts_ is not None and ts > self.gathering_ts_:
+            self._observe()
+
+    def _late(self, ts: float) -> bool:
+        return (self.observed_ts_ is not None and ts <= self.observed_ts_) or (
+            self.gathering_ts_ is not None and ts < self.gathering_ts_
+        )
 
     def _observe(self) -> None:
         for i, v in self.gathering_.items():
@@ -68,7 +85,7 @@ class KeyedForecaster:
         if self.step and self.observed_ts_ is not None:
             dt = (self.gathering_ts_ - self.observed_ts_) / self.step
         self.forecaster.observe(self.values_.copy(), dt)
-        self.next_ = self.forecaster.forecast(1)[0]
+        self.next_ = self.forecaster.forecast(self.horizon)
         self.observed_ += len(self.gathering_)
         self.observed_ts_, self.gathering_ts_, self.gathering_ = self.gathering_ts_, None, {}
 
@@ -86,7 +103,8 @@ class ForecastPredictor:
     def process(self, events: list[Event]) -> list[Prediction]:
         predictions, observed = [], self.model.observed_
         for e in events:
-            predictions.append(Prediction(e.id, self.model.forecast_for(e.key, e.ts), {}, [], e.key, e.ts))
+            forecast = self.model.forecast_for(e.key, e.ts) or []
+            predictions.append(Prediction(e.id, forecast[0] if forecast else None, {}, [], e.key, e.ts, forecast))
             value = e.y if e.y is not None else (e.x or {}).get("value")
             if value is not None:
                 self.model.learn(e.key, e.ts, value)

@@ -1,0 +1,113 @@
+"""`stream-moe serve` with a forecaster, without Kafka: link loads of a simulated scenario in, forecasts out; a run
+stopped (mid-step) and resumed from its checkpoint forecasts exactly as one that never stopped; bad input goes to the
+dead letters with its reason while forecasting goes on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connectors.forecast_events import ForecastEventDecoder
+from connectors.network.events import scenario_events
+from connectors.network.scenario import load_scenario
+from connectors.network.simulator import simulate
+from connectors.source import IterableSource
+from stream_moe.commands.serve import build_service, served_forecaster
+from stream_moe.config import Settings
+from stream_moe.events import DecodeError, Event, Position, Record
+from stream_moe.forecast.baselines import Persistence
+from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
+from stream_moe.loop import EventLoop
+from stream_moe.shards import Shards
+
+LINKS = 15  # Abilene
+
+
+def settings(tmp_path, n: int, model: str = "cfc", **serve) -> Settings:
+    return Settings(
+        model={"name": model, "device": "cpu"},
+        forecast={"topology": "abilene", "scenario": "abilene-drastic", "horizon": 3},
+        serve={"out": str(tmp_path / "out"), "checkpoint_dir": str(tmp_path / "ckpt"), "embedded_n": n, **serve},
+    )
+
+
+def forecasts(tmp_path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_embedded_forecaster_serves_and_resumes_to_identical_forecasts(tmp_path):
+    stopped = 40 * LINKS + 7  # in the middle of a step: the checkpoint holds a half-gathered timestamp
+    first = build_service(settings(tmp_path / "a", stopped)).run()
+    assert first.predictions == first.learned == stopped and first.dead_letters == 0
+    again = build_service(settings(tmp_path / "a", 80 * LINKS)).run()
+    assert again.records == 80 * LINKS - stopped
+    whole = build_service(settings(tmp_path / "b", 80 * LINKS)).run()
+    assert whole.records == 80 * LINKS
+
+    resumed, reference = forecasts(tmp_path / "a"), forecasts(tmp_path / "b")
+    assert resumed == reference
+    assert [p["forecast"] for p in reference[:LINKS]] == [[]] * LINKS  # nothing observed before the first step
+    later = reference[-1]
+    assert later["key"] == "LosAngeles-Houston" and later["ts"] == 79 * 1800.0 and later["model"]["name"] == "cfc"
+    assert len(later["forecast"]) == 3 and later["y_pred"] == later["forecast"][0]
+    shard = build_service(settings(tmp_path / "a", 80 * LINKS)).shards.get(0)
+    assert shard.predictor.learned == 79 * LINKS  # the last step waits for the next one
+
+
+BAD = {
+    "invalid_json": b'{"key": "NewYork-Chicago", "ts": 1',
+    "unknown_field": {"key": "NewYork-Chicago", "ts": 1.0, "value": 1.0, "x": {}},
+    "missing_field": {"ts": 1.0, "value": 1.0},
+    "wrong_type": {"key": "NewYork-Chicago", "ts": 1.0, "value": "12"},
+    "non_finite": b'{"key": "NewYork-Chicago", "ts": 1.0, "value": NaN}',
+    "unknown_key": {"key": "Paris-Berlin", "ts": 1.0, "value": 1.0},
+    "oversized": {"key": "NewYork-Chicago", "ts": 1.0, "value": 1.0, "id": "i" * 500},
+}
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_forecast_decoder_refuses_bad_events_with_a_reason(kind):
+    raw = BAD[kind] if isinstance(BAD[kind], bytes) else json.dumps(BAD[kind]).encode()
+    with pytest.raises(DecodeError) as err:
+        ForecastEventDecoder(["NewYork-Chicago"], max_bytes=256).decode(Record(raw, Position("in", 0)))
+    assert err.value.kind == kind and str(err.value)
+
+
+def test_bad_events_go_to_dead_letters_and_forecasting_goes_on(tmp_path):
+    good = [json.dumps(e).encode() for e in scenario_events(simulate(load_scenario("abilene-drastic")))[: 20 * LINKS]]
+    bad = [v if isinstance(v, bytes) else json.dumps(v).encode() for v in BAD.values()]
+    raw = good[: 10 * LINKS] + bad + good[10 * LINKS :]
+    source = IterableSource("in", (Record(r, Position("in", i)) for i, r in enumerate(raw)))
+    served = served_forecaster(settings(tmp_path, 1, model="persistence", max_message_bytes=256))
+    letters = []
+
+    class Collect:
+        def write(self, items):
+            letters.extend(items)
+
+        def close(self):
+            pass
+
+    stats = EventLoop(source, served.decoder, Shards(served.make_predictor), dead_letters=[Collect()]).run()
+    assert (stats.predictions, stats.dead_letters) == (20 * LINKS, len(BAD))
+    assert [d.kind for d in letters] == list(BAD)
+    assert [d.position.offset for d in letters] == list(range(10 * LINKS, 10 * LINKS + len(BAD)))
+
+
+def test_environment_chooses_and_configures_the_forecaster(monkeypatch, tmp_path):
+    monkeypatch.setenv("STREAM_MOE_MODEL__NAME", "seasonal")
+    monkeypatch.setenv("STREAM_MOE_FORECAST__TOPOLOGY", "abilene")
+    monkeypatch.setenv("STREAM_MOE_FORECAST__SEASON", "2")
+    monkeypatch.setenv("STREAM_MOE_FORECAST__HORIZON", "2")
+    predictor = served_forecaster(Settings()).make_predictor()
+    assert predictor.name == "seasonal" and predictor.model.keys[0] == "NewYork-Chicago"
+    assert predictor.model.forecaster.season == 2 and predictor.model.horizon == 2
+
+
+def test_late_values_are_dropped_without_a_forecast():
+    predictor = ForecastPredictor(KeyedForecaster(Persistence(), ["A", "B"]), "persistence")
+    stream = [("A", 0, 1.0), ("B", 0, 2.0), ("A", 60, 3.0), ("B", 0, 9.0), ("B", 30, 9.0), ("B", 60, 4.0), ("A", 120, 0.0)]
+    answers = predictor.process([Event(str(i), {}, v, k, float(t)) for i, (k, t, v) in enumerate(stream)])
+    assert [p.y_pred for p in answers] == [None, None, 1.0, None, None, 2.0, 3.0]
+    assert predictor.model.late_ == 2 and predictor.learned == 4

@@ -1,6 +1,7 @@
 """Fast (array-based, batched) Hoeffding trees against river's, side by side in one run.
 
     python benchmarks/fast_tree.py --n 20000
+    python benchmarks/fast_tree.py --n 20000 --router-batch 256   # the router updated as in the paper
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
 For each stream: a single tree (river's, one instance at a time, vs the fast tree, test-then-train by batch) and
@@ -64,8 +65,8 @@ def single_tree(kind: str, data, batch: int) -> dict:
     return {"accuracy": right / len(data), "inst_per_s": len(data) / seconds}
 
 
-def mixture(kind: str, data, batch: int) -> dict:
-    model = DriftMoEData(experts=kind, device="cpu", seed=1)
+def mixture(kind: str, data, batch: int, **params) -> dict:
+    model = DriftMoEData(experts=kind, device="cpu", seed=1, **params)
     right, start = 0, time.perf_counter()
     for i in range(0, len(data), batch):
         xs, ys = [x for x, _ in data[i : i + batch]], [y for _, y in data[i : i + batch]]
@@ -75,10 +76,10 @@ def mixture(kind: str, data, batch: int) -> dict:
     return {"accuracy": right / len(data), "inst_per_s": len(data) / seconds}
 
 
-def profile(data, batch: int, top: int = 15) -> str:
+def profile(data, batch: int, top: int = 15, **params) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
-    mixture("fast", data, batch)
+    mixture("fast", data, batch, **params)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
@@ -105,26 +106,33 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=32, help="micro-batch size")
     parser.add_argument("--streams", default=",".join(STREAMS))
     parser.add_argument("--skip-mixture-river", action="store_true", help="DriftMoE with river experts is slow")
+    parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
     parser.add_argument("--rss", type=int, default=0, help="only measure the peak RSS of an N-instance SEA_a replay")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "fast_tree.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    params = {} if args.router_batch is None else {"router_batch": args.router_batch}
+    warm = load("sea_a", 500)  # compiles the fast tree's loops (cached on disk afterwards) before anything is timed
+    single_tree("fast", warm, args.batch)
+    mixture("fast", warm, args.batch)
     if args.rss:
         report = {"peak_rss": peak_rss(args.rss, args.batch)}
         print(json.dumps(report, indent=1))
         args.out = args.out.with_name("fast_tree_rss.json")
     else:
-        report = {"n": args.n, "batch": args.batch, "streams": {}}
+        report = {"n": args.n, "batch": args.batch, "params": params, "streams": {}}
         for name in args.streams.split(","):
             data = load(name, args.n)
             row = report["streams"][name] = {}
             for kind in ("river", "fast"):
                 row[f"tree_{kind}"] = single_tree(kind, data, args.batch)
             for kind in ("fast",) if args.skip_mixture_river else ("river", "fast"):
-                row[f"driftmoe_{kind}"] = mixture(kind, data, args.batch)
+                row[f"driftmoe_{kind}"] = mixture(kind, data, args.batch, **params)
             print(name, json.dumps(row), flush=True)
-        report["profile_sea_a"] = profile(load("sea_a", args.n), args.batch)
+        report["profile_sea_a"] = profile(load("sea_a", args.n), args.batch, **params)
         print(report["profile_sea_a"])
+    if args.router_batch is not None and not args.rss:
+        args.out = args.out.with_name(f"{args.out.stem}_rb{args.router_batch}.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
 

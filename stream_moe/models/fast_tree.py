@@ -332,15 +332,16 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         X = self._width(X)
         leaves, detour = self._sort(X, grow=learn)
         proba = kernels.predict_learn(X, leaves, ci, w, *self._arrays())
-        active = learn & (self.slot_[leaves] >= 0)
-        for node in np.unique(leaves[active & ~detour]).tolist():  # river: no split attempt after a detour
-            if self.slot_[node] < 0:
-                continue  # deactivated by a split attempt of another leaf in this loop
-            if self.max_depth is not None and self.depth_[node] >= self.max_depth:
+        touched = np.unique(leaves[learn & ~detour])  # river: no split attempt after a detour
+        touched = touched[self.slot_[touched] >= 0]
+        if self.max_depth is not None:
+            for node in touched[self.depth_[touched] >= self.max_depth].tolist():
                 self._deactivate(node)
-                continue
-            total = self.stats_[node].sum()
-            if total - self.last_attempt_[node] >= self.grace_period:
+            touched = touched[self.depth_[touched] < self.max_depth]
+        totals = self.stats_[touched].sum(axis=1)
+        due = totals - self.last_attempt_[touched] >= self.grace_period
+        for node, total in zip(touched[due].tolist(), totals[due].tolist()):
+            if self.slot_[node] >= 0:  # not deactivated by the split attempt of another leaf just before
                 self._attempt_split(node)
                 self.last_attempt_[node] = total
         return proba
@@ -352,8 +353,8 @@ class FastHoeffdingTreeClassifier(base.Classifier):
                              self.min_branch_fraction)
 
     def _numeric_candidates(self, s: int, pre: np.ndarray):
-        """Best binary split of each numeric feature: merits (F,), thresholds, left/right weights (F, C), and which
-        classes each side knows (F, C)."""
+        """Best binary split of each numeric feature: merits (F,), thresholds, left/right weights (F, C), which
+        classes each side knows (F, C), and which numeric features the slot has seen (F,)."""
         return kernels.numeric_candidates(self.obs_, s, self.n_features_, pre, self.nominal_,
                                           _CRITERIA[self.split_criterion], self.min_branch_fraction)
 
@@ -386,38 +387,26 @@ class FastHoeffdingTreeClassifier(base.Classifier):
             return
         s = int(self.slot_[node])
         F = self.n_features_
-        seen = (self.obs_[0, s, :F].sum(axis=1) > 0) | (self.cat_[s, :F].sum(axis=(1, 2)) > 0 if self.cat_.size else False)
-        merits = np.full(F, -np.inf)
-        numeric = self._numeric_candidates(s, pre) if F else None
-        if F:
-            merits[~self.nominal_[:F]] = numeric[0][~self.nominal_[:F]]
+        numeric = self._numeric_candidates(s, pre)
+        merits, seen = numeric[0], numeric[-1]
         nominal = {}
-        for f in np.flatnonzero(self.nominal_[:F] & seen).tolist():
-            nominal[f] = self._nominal_candidate(s, f, pre)
-            merits[f] = nominal[f][0]
-        # river sorts [null split, one best candidate per feature seen] by merit, stable, and takes the last two
-        suggestions = [-np.inf] + merits[seen].tolist()
-        if len(suggestions) < 2:
-            should, best, best_f = True, -np.inf, None
-        else:
-            order = sorted(range(len(suggestions)), key=suggestions.__getitem__)
-            best, second = suggestions[order[-1]], suggestions[order[-2]]
-            n_classes = max(2, int(self.known_[node].sum()))
-            rng = 1.0 if self.split_criterion == "gini" else math.log2(n_classes)
-            bound = math.sqrt(rng * rng * math.log(1.0 / self.delta) / (2.0 * total))
-            with np.errstate(invalid="ignore"):
-                should = best - second > bound or bound < self.tau
-            best_f = int(np.flatnonzero(seen)[order[-1] - 1]) if order[-1] > 0 else None
+        if self.cat_.size:
+            seen |= self.nominal_[:F] & (self.cat_[s, :F].sum(axis=(1, 2)) > 0)
+            for f in np.flatnonzero(self.nominal_[:F] & seen).tolist():
+                nominal[f] = self._nominal_candidate(s, f, pre)
+                merits[f] = nominal[f][0]
+        should, best_f, best = kernels.decide(merits, seen, total, int(self.known_[node].sum()),
+                                              _CRITERIA[self.split_criterion], self.delta, self.tau)
         if not should:
             return
-        if best_f is None or best == -np.inf:
+        if best_f < 0 or best == -np.inf:
             self._deactivate(node)
         elif best_f in nominal:
             _, kind, value, branches = nominal[best_f]
             self._split(node, best_f, kind, -1.0 if value is None else float(value),
                         [(code, weights, weights > 0) for code, weights in branches])
         else:
-            _, points, left, right, known_left, known_right = numeric
+            _, points, left, right, known_left, known_right, _ = numeric
             self._split(node, best_f, NUMERIC, points[best_f],
                         [(None, left[best_f], known_left[best_f]), (None, right[best_f], known_right[best_f])])
         self._enforce_size_limit()

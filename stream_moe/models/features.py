@@ -11,6 +11,12 @@ import numbers
 import numpy as np
 
 
+def _is_number(value) -> bool:
+    """int or float (numpy's too) but not bool; the exact-type test first, as it is most of the calls and 10x faster."""
+    kind = type(value)
+    return kind is float or kind is int or (isinstance(value, numbers.Number) and kind is not bool)
+
+
 class FeatureEncoder:
     """Online standardiser and one-hot encoder for dicts of features.
 
@@ -56,7 +62,7 @@ class FeatureEncoder:
         for i, x in enumerate(xs):
             row = out[i]
             for name, value in x.items():
-                if isinstance(value, numbers.Number) and not isinstance(value, bool):
+                if _is_number(value):
                     col = numeric.get(name)
                     if col is not None:
                         row[col] = value
@@ -70,7 +76,7 @@ class FeatureEncoder:
         """Add any new features/categories as columns, then update the running statistics."""
         for x in xs:
             for name, value in x.items():
-                if isinstance(value, numbers.Number) and not isinstance(value, bool):
+                if _is_number(value):
                     if name not in self._numeric:
                         self._numeric[name] = self._add_column(name, numeric=True)
                 elif value is not None and (name, value) not in self._nominal:

@@ -227,7 +227,7 @@ def merit(pre, post, criterion, min_branch_fraction):
 def numeric_candidates(obs, s, n_features, pre, nominal, criterion, min_branch_fraction):
     """Best binary split of each numeric feature at slot s (river's Gaussian observer: 10 evenly spaced candidate
     points strictly between the smallest and largest value seen): merits (F,), thresholds, left and right class
-    weights (F, C), and which classes each side knows (F, C)."""
+    weights (F, C), which classes each side knows (F, C), and which features the slot has seen a value of (F,)."""
     n_classes = pre.shape[0]
     merits = np.full(n_features, -np.inf)
     points = np.zeros(n_features)
@@ -235,6 +235,7 @@ def numeric_candidates(obs, s, n_features, pre, nominal, criterion, min_branch_f
     rights = np.zeros((n_features, n_classes))
     known_left = np.zeros((n_features, n_classes), dtype=np.bool_)
     known_right = np.zeros((n_features, n_classes), dtype=np.bool_)
+    seen = np.zeros(n_features, dtype=np.bool_)
     post = np.zeros((2, n_classes))
     sigma = np.zeros(n_classes)
     for f in range(n_features):
@@ -244,6 +245,7 @@ def numeric_candidates(obs, s, n_features, pre, nominal, criterion, min_branch_f
         for c in range(n_classes):
             n = obs[0, s, f, c]
             if n > 0:
+                seen[f] = True
                 lo = min(lo, obs[3, s, f, c])
                 hi = max(hi, obs[4, s, f, c])
             sigma[c] = math.sqrt(obs[2, s, f, c] / (n - 1)) if n > 1 else 0.0
@@ -275,4 +277,26 @@ def numeric_candidates(obs, s, n_features, pre, nominal, criterion, min_branch_f
             has = obs[0, s, f, c] > 0
             known_left[f, c] = has and not points[f] < obs[3, s, f, c]
             known_right[f, c] = has and points[f] < obs[4, s, f, c]
-    return merits, points, lefts, rights, known_left, known_right
+    return merits, points, lefts, rights, known_left, known_right, seen
+
+
+@jit
+def decide(merits, seen, total, n_classes, criterion, delta, tau):
+    """river's split decision: rank the null split (merit -inf) and the best candidate of every feature seen by merit
+    (a stable sort), and split when the best beats the second by the Hoeffding bound, or the bound is below `tau`.
+    Returns (split or not, the best feature or -1 for the null split, its merit)."""
+    best, second, best_f = -np.inf, -np.inf, -1
+    n_suggestions = 1
+    for f in range(merits.shape[0]):
+        if not seen[f]:
+            continue
+        n_suggestions += 1
+        if merits[f] >= best:  # a later equal merit sorts after: it is the best, the former best second
+            second, best, best_f = best, merits[f], f
+        elif merits[f] >= second:
+            second = merits[f]
+    if n_suggestions < 2:
+        return True, -1, -np.inf
+    value_range = 1.0 if criterion == GINI else math.log2(max(2, n_classes))
+    bound = math.sqrt(value_range * value_range * math.log(1.0 / delta) / (2.0 * total))
+    return (best - second > bound) or (bound < tau), best_f, best

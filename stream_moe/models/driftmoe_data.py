@@ -227,13 +227,15 @@ class DriftMoEData(Mixture):
         return out
 
     def _learn_batched(self, xs, ys, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
-        """`_learn_batch` for batched experts without self-expansion, with array operations over the batch instead of
-        a Python step per row. Same rules as `_step`; what differs is the order of work, not what a row sees: every
-        row is answered by the experts as they were at the batch start (as with batched experts anyway), then each
-        expert in turn stages its rows and its monitor reads their errors in row order, a warning or drift acting at
-        the row where it fires. Rows after a drift are answered by the expert that took the slot; their errors for
-        the other experts, and the tie breaks of rows that no expert got right, stay those of the batch-start answers.
-        """
+        """`_learn_batch` for batched experts without self-expansion: one call per expert for the batch instead of a
+        Python step per row, with the same rules as `_step`. The router's choices (and exploration) are fixed first;
+        then each expert answers every row of the batch test-then-train, learning the rows it was chosen for right
+        after answering them, so each row is answered by experts that learned the rows before it, as one by one;
+        only a split found inside the batch waits for its end. Then each expert's monitor reads its errors in row
+        order: a warning starts a background expert, which learns the expert's rows after that one (answering them
+        as it goes); a drift puts the background (or a fresh) expert in the slot, and its answers to the rows after
+        replace the old expert's. Errors other experts read, and the tie breaks of rows no expert got right, stay
+        those of the first answers."""
         n_pool, n_rows = len(self.pool_), len(xs)
         order = np.argsort(-logits, axis=1, kind="stable")
         known = len(self.classes_)
@@ -242,12 +244,31 @@ class DriftMoEData(Mixture):
         seen = np.zeros(n_rows)
         seen[rows] = c + 1
         classes_before = np.maximum(known, np.r_[0, np.maximum.accumulate(seen)[:-1]]).astype(np.int64)
-        every = np.broadcast_to(np.arange(n_pool), (n_rows, n_pool))
-        proba = self.pool_.proba(xs, every, self.classes_)  # (B, E, C)
-
         n = len(rows)
-        right = np.zeros((n, n_pool), dtype=bool)
+
         chosen = order[rows, : self.top_k].copy()
+        if n and self.explore > 0 and self.top_k < n_pool:
+            swap = np.flatnonzero(self.rng_.random(n) < self.explore)
+            chosen[swap, -1] = order[rows[swap], self.rng_.integers(self.top_k, n_pool, len(swap))]
+        learns = np.zeros((n_rows, n_pool), dtype=bool)
+        learns[rows[:, None], chosen] = True
+        if n:
+            top1 = order[rows, 0]
+            self.routed_ += np.bincount(top1, minlength=n_pool)
+            decay = 0.999 ** np.arange(n - 1, -1, -1)
+            self._recent_use = self._recent_use * 0.999**n + np.bincount(top1, decay, minlength=n_pool)
+
+        pool, classes = self.pool_, self.classes_
+        X = pool.code(xs)
+        weights = [pool.bag(e, xs, learns[:, e]) for e in range(n_pool)]
+        proba = np.zeros((n_rows, n_pool, len(classes)))
+        background: dict[int, tuple[int, np.ndarray]] = {}  # expert -> (first row, its background's answers from it)
+        for e in range(n_pool):
+            proba[:, e] = pool.answer_learn(pool.experts[e], e, X, ys, weights[e], classes)
+            if pool.backgrounds[e] is not None:
+                background[e] = (0, pool.answer_learn(pool.backgrounds[e], e, X, ys, weights[e], classes))
+
+        right = np.zeros((n, n_pool), dtype=bool)
         if n:
             answer = proba[rows]
             right = (answer.argmax(axis=2) == c[:, None]) & (answer.max(axis=2) > 0)
@@ -256,44 +277,44 @@ class DriftMoEData(Mixture):
                 score = answer[none, :, c[none]]
                 tied = score == score.max(axis=1, keepdims=True)
                 right[none, np.where(tied, self.rng_.random(score.shape), -1.0).argmax(axis=1)] = True
-            if self.explore > 0 and self.top_k < n_pool:
-                swap = np.flatnonzero(self.rng_.random(n) < self.explore)
-                chosen[swap, -1] = order[rows[swap], self.rng_.integers(self.top_k, n_pool, len(swap))]
-            top1 = order[rows, 0]
-            self.routed_ += np.bincount(top1, minlength=n_pool)
-            decay = 0.999 ** np.arange(n - 1, -1, -1)
-            self._recent_use = self._recent_use * 0.999**n + np.bincount(top1, decay, minlength=n_pool)
-
         masks = right.astype(np.float32)
+
         learned_before = self.n_learned_
-        learns = (chosen[:, :, None] == np.arange(n_pool)).any(axis=1)  # (n, E)
         for e in range(n_pool):
-            mine = np.flatnonzero(learns[:, e])
+            mine = np.flatnonzero(learns[rows, e])  # positions among the labelled rows
             start = 0
             while start < len(mine):
-                read, state = self.pool_.scan(e, ~right[mine[start:], e])
-                self.pool_.learn(e, [xs[rows[j]] for j in mine[start : start + read]],
-                                 [ys[rows[j]] for j in mine[start : start + read]])
+                read, state = pool.scan(e, ~right[mine[start:], e])
                 start += read
                 if not state:
                     continue
-                at = mine[start - 1]  # the row, among the labelled ones, whose error fired
+                at = mine[start - 1]  # the labelled row whose error fired
+                after = np.arange(rows[at] + 1, n_rows)
+                ys_after = [ys[i] for i in after]
                 self.n_learned_ = learned_before + at + 1
                 if state == WARNING:
-                    self.pool_.start_background(e)
+                    pool.start_background(e)
                     self._log("warnings", e)
+                    background[e] = (rows[at] + 1, pool.answer_learn(pool.backgrounds[e], e, X[after], ys_after,
+                                                                     weights[e][after], classes))
                     continue
+                took_over = background.pop(e, None)
                 self._drifted(e)
                 self._drifted_at[e] = self.n_learned_
                 masks[:at, e] = 0.0  # those rows judged the old expert
-                after = np.arange(rows[at] + 1, n_rows)
-                if len(after):
-                    proba[after, e] = self.pool_.proba([xs[i] for i in after], np.full((len(after), 1), e),
-                                                       self.classes_)[:, 0]
-                    later = np.arange(at + 1, n)
-                    answer = proba[rows[later], e]
-                    right[later, e] = (answer.argmax(axis=1) == c[later]) & (answer.max(axis=1) > 0)
-                    masks[later, e] = right[later, e]
+                if not len(after):
+                    continue
+                if took_over is None:  # a fresh expert: it answers and learns the rest of the batch
+                    pool.draw_subspace(e, xs[after[0]])
+                    proba[after, e] = pool.answer_learn(pool.experts[e], e, X[after], ys_after, weights[e][after],
+                                                        classes)
+                else:
+                    first, answers = took_over
+                    proba[after, e] = answers[after[0] - first :]
+                later = np.arange(at + 1, n)
+                answer = proba[rows[later], e]
+                right[later, e] = (answer.argmax(axis=1) == c[later]) & (answer.max(axis=1) > 0)
+                masks[later, e] = right[later, e]
         self.n_learned_ = learned_before + n
 
         which = order[:, : self.n_predicting]

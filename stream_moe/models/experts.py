@@ -37,9 +37,10 @@ class ExpertPool:
 
     `usage_[e]` counts the instances expert `e` has learned (since it took its slot).
 
-    With fast experts the pool is `batched`: `learn` only stages the rows, and `flush` (which the mixtures call at
-    the end of every batch) codes every staged row once with the pool's `RowCoder` and trains each expert on its rows
-    with one `learn_many` call. Until then the experts answer as they were at the batch start. An expert's rows are
+    With fast experts the pool is `batched`, with two ways to learn. `code`, `bag` and `answer_learn` give an expert a
+    whole batch at once, answered test-then-train (DriftMoE-Data without expansion). Otherwise `learn` only stages
+    the rows, and `flush` (which the mixtures call at the end of every batch) codes every staged row once with the
+    pool's `RowCoder` and trains each expert on its rows with one `learn_many` call. Until then the experts answer as they were at the batch start. An expert's rows are
     flushed early where order matters: before a warning starts its background expert (which learns only the rows
     after the warning) and before a drift replaces it (its background expert takes over with all its rows).
 
@@ -164,15 +165,45 @@ class ExpertPool:
         X[:, ~self.coder.names(self.subspaces[e])] = np.nan
         return X
 
+    @staticmethod
+    def _columns(model, index: dict) -> tuple[list[int], list[int]]:
+        """Columns of a batched expert's probabilities and the positions of their classes in `index`."""
+        pairs = [(j, index[c]) for j, c in enumerate(getattr(model, "classes_", ())) if c in index]
+        return [j for j, _ in pairs], [i for _, i in pairs]
+
     def _proba_batched(self, xs, which: np.ndarray, index: dict, out: np.ndarray) -> None:
         X = self.coder.transform_many(xs)
         for e in np.unique(which).tolist():
             rows, ks = np.nonzero(which == e)
             model = self.experts[e]
             proba = model.predict_proba_many(self._rows(e, X[rows]))
-            columns = [(j, index[c]) for j, c in enumerate(getattr(model, "classes_", ())) if c in index]
-            for j, i in columns:
-                out[rows, ks, i] = proba[:, j]
+            mine, theirs = self._columns(model, index)
+            out[rows[:, None], ks[:, None], theirs] = proba[:, mine]
+
+    def code(self, xs) -> np.ndarray:
+        """Batched pools: learn the new features and categories of a batch, then code its rows once for every expert."""
+        self.coder.learn_many(xs)
+        return self.coder.transform_many(xs)
+
+    def bag(self, e: int, xs, learn: np.ndarray) -> np.ndarray:
+        """Weights with which expert `e` learns the rows of a batch: 0 where `learn` is False, else its online-bagging
+        weight (Poisson(lambda); 1 without bagging). Counts the rows in `usage_`; draws the expert's feature subspace
+        from its first row when it has none."""
+        first = np.flatnonzero(learn)
+        if len(first):
+            self.draw_subspace(e, xs[first[0]])
+        self.usage_[e] += len(first)
+        draws = self.rng.poisson(self.bagging_lambda, len(learn)) if self.bagging_lambda > 0 else np.ones(len(learn))
+        return np.where(learn, draws, 0.0)
+
+    def answer_learn(self, model, e: int, X: np.ndarray, ys, w: np.ndarray, classes) -> np.ndarray:
+        """Batched pools: `model` (expert `e` or its background expert) answers the coded rows `X` test-then-train,
+        learning each row of weight > 0 right after answering it; probabilities of `classes`, shape (B, C)."""
+        proba = model.predict_learn_many(self._rows(e, X), ys, w, nominal=self.coder.nominal)
+        out = np.zeros((len(X), len(classes)))
+        mine, theirs = self._columns(model, {c: i for i, c in enumerate(classes)})
+        out[:, theirs] = proba[:, mine]
+        return out
 
     def flush(self, e: int | None = None) -> None:
         """Train expert `e` (every expert when None) and its background expert on their staged rows."""
@@ -199,10 +230,8 @@ class ExpertPool:
     def learn(self, e: int, xs, ys) -> None:
         """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order (batched: stages
         them, see the class docstring). With online bagging each row has a Poisson(lambda) weight (0: skipped)."""
-        if self.subspace is not None and self.subspaces[e] is None and xs:
-            names = sorted(xs[0])
-            size = max(1, round(self.subspace * len(names)))
-            self.subspaces[e] = frozenset(self.rng.choice(names, size=size, replace=False).tolist())
+        if xs:
+            self.draw_subspace(e, xs[0])
         weights = self.rng.poisson(self.bagging_lambda, len(xs)) if self.bagging_lambda > 0 else None
         if self.batched:
             self.staged[e].extend((x, y, 1.0 if weights is None else float(weights[i]))
@@ -220,6 +249,13 @@ class ExpertPool:
                 else:
                     model.learn_one(x, y, w=float(weights[i]))
         self.usage_[e] += len(ys)
+
+    def draw_subspace(self, e: int, x: dict) -> None:
+        """With `subspace`, give expert `e` a random share of the features of `x` if it has no subspace yet."""
+        if self.subspace is not None and self.subspaces[e] is None:
+            names = sorted(x)
+            size = max(1, round(self.subspace * len(names)))
+            self.subspaces[e] = frozenset(self.rng.choice(names, size=size, replace=False).tolist())
 
     def describe(self, e: int, z: np.ndarray) -> None:
         """Expert `e`'s descriptor absorbs the router inputs of rows it learned."""

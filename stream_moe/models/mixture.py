@@ -29,14 +29,13 @@ class Mixture(base.Classifier, abc.ABC):
       once for the batch, so every row is routed by the router and input statistics of the batch start, and a router
       update that falls due inside the batch runs at its end.
       With batches of one there is no difference.
-    - With `experts="fast"` (array-based trees, see `ExpertPool`) the experts' learning is also deferred to the batch
-      end: every row of a batch is predicted by the experts as they were at the batch start (an expert that takes a
-      slot during the batch answers as it was then), and each expert learns its rows of the batch with one call at the
-      batch end, or earlier when its monitor warns or drifts. Their errors, the router's masks and the drift monitors
-      are therefore those of batch-start experts. With batches of one there is no difference. The cost grows with
-      the batch where labels come in runs (DriftMoE-Data at batch 32 on the first 10k instances: Electricity 82.6%
-      against 89.6% with river experts, LED_a 55.7% against 66.1%; SEA within 0.6 points): see
-      `benchmarks/fast_tree.py` and the README.
+    - With `experts="fast"` (array-based trees, see `ExpertPool`) DriftMoE-Data without self-expansion hands each
+      expert the whole batch in one call, test-then-train: each row is still answered by experts that learned the
+      rows before it; what differs is that a split found inside the batch applies from the next batch, and the
+      details of `DriftMoEData._learn_batched` (monitors read each expert's errors in turn). With self-expansion, and
+      in DriftMoE-Task, fast experts answer a batch as they were at its start and learn their rows at its end
+      (earlier when a monitor warns or drifts): cheaper to write, but it costs accuracy where labels come in runs.
+      With batches of one there is no difference.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
 
     Both variants can watch each expert with a drift detector (`drift_detector`, `warning_detector`: names such as

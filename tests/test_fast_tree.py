@@ -155,23 +155,23 @@ def test_predict_proba_many_is_predict_proba_one():
     assert proba[:, order].tolist() == [list(model.predict_proba_one(x).values()) for x, _ in data]
 
 
-def test_a_split_found_mid_batch_applies_from_the_next_batch():
-    data = random_stream(5, 3000)
+@pytest.mark.parametrize("nominal, missing", [(False, 0.0), (False, 0.1), (True, 0.0)])
+def test_a_batch_is_row_by_row_test_then_train_whatever_its_size(nominal, missing):
+    data = random_stream(5, 3000, nominal=nominal, missing=missing)
     coder, X, y = coded(data)
-    model = FastHoeffdingTreeClassifier(**PARAMS)
-    model.learn_many(X[:600], y[:600], nominal=coder.nominal)
-    assert model.n_leaves == 2, "one split attempt, at the batch end, on all 600 rows"
-    batched_accuracy = []
-    for size in (1, 32):
+    runs = []
+    for size in (1, 37):
         model = FastHoeffdingTreeClassifier(**PARAMS)
-        right = 0
-        for i in range(0, 3000, size):
-            if i:
-                predicted = np.array(model.classes_)[model.predict_proba_many(X[i : i + size]).argmax(axis=1)]
-                right += (predicted == y[i : i + size]).sum()
-            model.learn_many(X[i : i + size], y[i : i + size], nominal=coder.nominal)
-        batched_accuracy.append(right / 3000)
-    assert abs(batched_accuracy[0] - batched_accuracy[1]) < 0.02
+        answers = [model.predict_learn_many(X[i : i + size], y[i : i + size], nominal=coder.nominal)
+                   for i in range(0, 3000, size)]
+        runs.append((model, np.concatenate([np.pad(a, ((0, 0), (0, 5 - a.shape[1]))) for a in answers])))
+    (one, answers_one), (batched, answers_batched) = runs
+    assert one.n_leaves >= 3, "the tree grew: splits happened inside batches"
+    n = one.n_nodes_
+    assert batched.n_nodes_ == n and batched.branches_ == one.branches_
+    for name in ("kind_", "feature_", "threshold_", "left_", "right_", "stats_"):
+        np.testing.assert_array_equal(getattr(batched, name)[:n], getattr(one, name)[:n])
+    np.testing.assert_array_equal(answers_batched, answers_one)
 
 
 def test_memory_limit_keeps_observers_of_the_most_promising_leaves():

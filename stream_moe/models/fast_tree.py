@@ -36,12 +36,11 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     Batches: `predict_learn_many(X, y, w)`, `learn_many(X, y, w)` and `predict_proba_many(X)` take rows coded by a
     `RowCoder` (NaN: missing; nominal columns marked by `nominal`). `predict_proba_many` gives for each row exactly what
     `predict_proba_one` would. `predict_learn_many` is `predict_proba_one` then `learn_one` per row (`learn_many`
-    without the answer) except in one respect: the tree's structure is that of the batch start. Every row is sorted
-    to a leaf of the batch-start tree, and sees that leaf's statistics plus those of the earlier rows of the batch at the
-    same leaf (class weights, Gaussians, category counts, naive-Bayes-adaptive credits: test-then-train inside the
-    batch); the split attempt of a leaf whose weight since its last attempt reached `grace_period` during the batch
-    runs once, at the batch end, on all the statistics of the batch, so a split found mid-batch applies from the next
-    batch. With batches of one there is no difference; `learn_one` is `learn_many` on one row.
+    without the answer), exactly: the compiled loop handles rows in order until one makes its leaf due for a split
+    attempt, the attempt runs, and the rest of the batch is sorted through the tree as it is then. So a batch costs
+    one call per split attempt, and its answers do not depend on the batch size. One exception: in a tree with
+    multiway nominal nodes the rows are sorted up front, so a row with a missing value follows the branch that was
+    most travelled when the batch (or the rows after the last split attempt) started.
 
     Parameters
     ----------
@@ -317,9 +316,8 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         self.predict_learn_many(X, y, w, nominal)
 
     def predict_learn_many(self, X: np.ndarray, y, w=None, nominal=None) -> np.ndarray:
-        """Test-then-train over coded rows: each row's probabilities (as `predict_proba_many`) from the leaf it reaches
-        in the batch-start tree, with the statistics of the earlier rows of the batch at that leaf; then the rows with
-        weight > 0 are learned (rows with weight 0, or label None, are only predicted)."""
+        """Test-then-train over coded rows, in order: each row's probabilities (as `predict_proba_many`), then the row
+        is learned if its weight is > 0 (rows with weight 0, or label None, are only predicted)."""
         if not hasattr(self, "kind_"):
             self._init_state()
         X = np.asarray(X, dtype=float)
@@ -330,21 +328,31 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         ci[learn] = self._register([label for label, k in zip(y, learn) if k])
         self._see_columns(X, nominal)
         X = self._width(X)
-        leaves, detour = self._sort(X, grow=learn)
-        proba = kernels.predict_learn(X, leaves, ci, w, *self._arrays())
-        touched = np.unique(leaves[learn & ~detour])  # river: no split attempt after a detour
-        touched = touched[self.slot_[touched] >= 0]
-        if self.max_depth is not None:
-            for node in touched[self.depth_[touched] >= self.max_depth].tolist():
-                self._deactivate(node)
-            touched = touched[self.depth_[touched] < self.max_depth]
-        totals = self.stats_[touched].sum(axis=1)
-        due = totals - self.last_attempt_[touched] >= self.grace_period
-        for node, total in zip(touched[due].tolist(), totals[due].tolist()):
-            if self.slot_[node] >= 0:  # not deactivated by the split attempt of another leaf just before
-                self._attempt_split(node)
-                self.last_attempt_[node] = total
+        proba = np.zeros((len(X), len(self.classes_)))
+        start = 0
+        while start < len(X):  # up to the next row that makes a leaf due for a split attempt, then attempt it
+            if self.branches_:
+                leaves, detour = self._leaves(X[start:], grow=learn[start:])
+            else:  # sorted by the compiled loop, each row when its turn comes
+                leaves, detour = np.full(len(X) - start, -1), np.zeros(len(X) - start, dtype=bool)
+            out, done, due = kernels.predict_learn(
+                X[start:], leaves, detour, ci[start:], w[start:], self.last_attempt_, self.grace_period, self.depth_,
+                -1 if self.max_depth is None else self.max_depth, self.kind_, self.feature_, self.threshold_,
+                self.left_, self.right_, *self._arrays())
+            proba[start : start + done] = out[:done]
+            start += done
+            if due >= 0:
+                self._attempt(due)
         return proba
+
+    def _attempt(self, leaf: int) -> None:
+        """A leaf is due: deactivate it at the maximum depth, else attempt to split it (river's order)."""
+        if self.max_depth is not None and self.depth_[leaf] >= self.max_depth:
+            self._deactivate(leaf)
+            return
+        total = self.stats_[leaf].sum()
+        self._attempt_split(leaf)
+        self.last_attempt_[leaf] = total
 
     # ---- splitting ---------------------------------------------------------------------------------------------------
 

@@ -23,25 +23,32 @@ jit = numba.njit(cache=True, nogil=True)
 
 
 @jit
+def _sort_one(x, kind, feature, threshold, left, right, stats):
+    """The leaf one row reaches through numeric and binary nodes, and whether it took a detour (a missing value: the
+    child that has seen the most weight)."""
+    node = 0
+    detour = False
+    while kind[node] != LEAF:
+        f = feature[node]
+        v = x[f] if f < x.shape[0] else np.nan
+        if np.isnan(v):
+            detour = True
+            node = right[node] if stats[right[node]].sum() > stats[left[node]].sum() else left[node]
+        elif kind[node] == NUMERIC:
+            node = right[node] if v > threshold[node] else left[node]
+        else:
+            node = right[node] if v != threshold[node] else left[node]
+    return node, detour
+
+
+@jit
 def sort_rows(X, kind, feature, threshold, left, right, stats):
-    """Leaf reached by each row through numeric and binary nodes, and whether it took a detour (a missing value:
-    the child that has seen the most weight)."""
+    """`_sort_one` for every row."""
     n = X.shape[0]
     leaves = np.zeros(n, dtype=np.int64)
     detour = np.zeros(n, dtype=np.bool_)
     for b in range(n):
-        node = 0
-        while kind[node] != LEAF:
-            f = feature[node]
-            v = X[b, f] if f < X.shape[1] else np.nan
-            if np.isnan(v):
-                detour[b] = True
-                node = right[node] if stats[right[node]].sum() > stats[left[node]].sum() else left[node]
-            elif kind[node] == NUMERIC:
-                node = right[node] if v > threshold[node] else left[node]
-            else:
-                node = right[node] if v != threshold[node] else left[node]
-        leaves[b] = node
+        leaves[b], detour[b] = _sort_one(X[b], kind, feature, threshold, left, right, stats)
     return leaves, detour
 
 
@@ -128,16 +135,24 @@ def predict(X, leaves, stats, known, slot, mc_correct, nb_correct, obs, cat, nom
 
 
 @jit
-def predict_learn(X, leaves, ci, w, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode,
-                  nb_threshold):
+def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, max_depth, kind, feature, threshold,
+                  left, right, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold):
     """Test-then-train row by row: each row's probabilities from its leaf as the earlier rows left it, then (weight >
-    0) the naive-Bayes-adaptive credits, the class weights and, at active leaves, the observers learn it."""
+    0) the naive-Bayes-adaptive credits, the class weights and, at active leaves, the observers learn it.
+
+    A row whose leaf is -1 is sorted when its turn comes (through the tree and the weights the earlier rows left);
+    the caller sorts the rows of trees with multiway nodes beforehand. Stops after the first row that leaves its (active) leaf due for a split attempt (`grace_period` weight since the
+    last one) or at `max_depth` (-1: none), not after a detour (as river), so that the caller attempts the split (or
+    deactivates the leaf) before the next row is sorted: returns the probabilities, how many rows were handled, and
+    the due leaf (-1 if none)."""
     n_classes = stats.shape[1]
     out = np.zeros((X.shape[0], n_classes))
     votes = np.empty(n_classes)
     for b in range(X.shape[0]):
-        leaf = leaves[b]
         x = X[b]
+        if leaves[b] < 0:
+            leaves[b], detour[b] = _sort_one(x, kind, feature, threshold, left, right, stats)
+        leaf = leaves[b]
         s = slot[leaf]
         _leaf_proba(x, leaf, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold,
                     votes, out[b])
@@ -183,7 +198,10 @@ def predict_learn(X, leaves, ci, w, stats, known, slot, mc_correct, nb_correct, 
             obs[1, s, f, c] = mean
             obs[3, s, f, c] = min(obs[3, s, f, c], v)
             obs[4, s, f, c] = max(obs[4, s, f, c], v)
-    return out
+        if not detour[b] and (stats[leaf].sum() - last_attempt[leaf] >= grace_period
+                              or 0 <= max_depth <= depth[leaf]):
+            return out, b + 1, leaf
+    return out, X.shape[0], -1
 
 
 @jit

@@ -1,4 +1,4 @@
-"""File sinks: predictions and dead letters as JSON lines."""
+"""Sinks: predictions and dead letters as JSON lines in files, or kept in memory."""
 
 from __future__ import annotations
 
@@ -50,3 +50,20 @@ class JsonlDeadLetterSink:
 
     def close(self) -> None:
         self._file.close()
+
+
+class ListSink:
+    """Keeps what is written (predictions or dead letters) in `items`, in order: for embedding the loop in a program
+    that consumes its output directly, and for tests."""
+
+    def __init__(self):
+        self.items: list = []
+
+    def write(self, items: list) -> None:
+        self.items.extend(items)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

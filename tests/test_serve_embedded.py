@@ -7,6 +7,7 @@ import json
 import urllib.request
 
 from connectors.json_events import JsonEventDecoder
+from connectors.sinks import ListSink
 from connectors.source import IterableSource
 from stream_moe.commands.serve import build_service
 from stream_moe.config import Settings
@@ -55,16 +56,9 @@ def test_loop_joins_later_labels_and_dead_letters_unknown_ones():
     ]
     source = IterableSource("in", (Record(json.dumps(r).encode(), Position("in", i)) for i, r in enumerate(records)))
     shards = Shards(lambda: Predictor(tree.HoeffdingTreeClassifier(), "ht"), audit=True)
-    letters = []
-
-    class Collect:
-        def write(self, items):
-            letters.extend(items)
-
-        def close(self):
-            pass
-
-    stats = EventLoop(source, JsonEventDecoder(), shards, dead_letters=[Collect()], batch_size=2).run()
+    dead = ListSink()
+    stats = EventLoop(source, JsonEventDecoder(), shards, dead_letters=[dead], batch_size=2).run()
+    letters = dead.items
     shard = shards.get(0)
     assert (stats.predictions, stats.learned, stats.labels_joined) == (2, 2, 1)
     assert shard.learned_ids == ["b", "a"] and shard.predictor.learned == 2

@@ -12,6 +12,7 @@ from connectors.forecast_events import ForecastEventDecoder
 from connectors.network.events import scenario_events
 from connectors.network.scenario import load_scenario
 from connectors.network.simulator import simulate
+from connectors.sinks import ListSink
 from connectors.source import IterableSource
 from stream_moe.commands.serve import build_service, served_forecaster
 from stream_moe.config import Settings
@@ -80,16 +81,9 @@ def test_bad_events_go_to_dead_letters_and_forecasting_goes_on(tmp_path):
     raw = good[: 10 * LINKS] + bad + good[10 * LINKS :]
     source = IterableSource("in", (Record(r, Position("in", i)) for i, r in enumerate(raw)))
     served = served_forecaster(settings(tmp_path, 1, model="persistence", max_message_bytes=256))
-    letters = []
-
-    class Collect:
-        def write(self, items):
-            letters.extend(items)
-
-        def close(self):
-            pass
-
-    stats = EventLoop(source, served.decoder, Shards(served.make_predictor), dead_letters=[Collect()]).run()
+    dead = ListSink()
+    stats = EventLoop(source, served.decoder, Shards(served.make_predictor), dead_letters=[dead]).run()
+    letters = dead.items
     assert (stats.predictions, stats.dead_letters) == (20 * LINKS, len(BAD))
     assert [d.kind for d in letters] == list(BAD)
     assert [d.position.offset for d in letters] == list(range(10 * LINKS, 10 * LINKS + len(BAD)))

@@ -230,8 +230,8 @@ class DriftMoEData(Mixture):
         """`_learn_batch` for batched experts without self-expansion: one call per expert for the batch instead of a
         Python step per row, with the same rules as `_step`. The router's choices (and exploration) are fixed first;
         then each expert answers every row of the batch test-then-train, learning the rows it was chosen for right
-        after answering them, so each row is answered by experts that learned the rows before it, as one by one;
-        only a split found inside the batch waits for its end. Then each expert's monitor reads its errors in row
+        after answering them, so each row is answered by experts that learned the rows before it, as one by one.
+        Then each expert's monitor reads its errors in row
         order: a warning starts a background expert, which learns the expert's rows after that one (answering them
         as it goes); a drift puts the background (or a fresh) expert in the slot, and its answers to the rows after
         replace the old expert's. Errors other experts read, and the tie breaks of rows no expert got right, stay

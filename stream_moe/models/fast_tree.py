@@ -276,10 +276,10 @@ class FastHoeffdingTreeClassifier(base.Classifier):
 
     # ---- prediction --------------------------------------------------------------------------------------------------
 
-    def _sort(self, X: np.ndarray, grow=False) -> tuple[np.ndarray, np.ndarray]:
-        """`_leaves`, compiled where the tree has no multiway node."""
+    def _sort(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_leaves` for prediction, compiled where the tree has no multiway node."""
         if self.branches_:
-            return self._leaves(X, grow)
+            return self._leaves(X)
         return kernels.sort_rows(X, self.kind_, self.feature_, self.threshold_, self.left_, self.right_, self.stats_)
 
     def _arrays(self) -> tuple:

@@ -31,8 +31,8 @@ class Mixture(base.Classifier, abc.ABC):
       With batches of one there is no difference.
     - With `experts="fast"` (array-based trees, see `ExpertPool`) DriftMoE-Data without self-expansion hands each
       expert the whole batch in one call, test-then-train: each row is still answered by experts that learned the
-      rows before it; what differs is that a split found inside the batch applies from the next batch, and the
-      details of `DriftMoEData._learn_batched` (monitors read each expert's errors in turn). With self-expansion, and
+      rows before it; what differs is the order of the work (monitors read each expert's errors in turn, see
+      `DriftMoEData._learn_batched`). With self-expansion, and
       in DriftMoE-Task, fast experts answer a batch as they were at its start and learn their rows at its end
       (earlier when a monitor warns or drifts): cheaper to write, but it costs accuracy where labels come in runs.
       With batches of one there is no difference.

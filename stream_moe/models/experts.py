@@ -2,12 +2,11 @@
 
 `ExpertPool` speaks in micro-batches (which experts answer or learn which rows) so that a pool of array-based trees can
 answer a whole batch in one pass. It holds river classifiers, queried and trained row by row, or
-`FastHoeffdingTreeClassifier`s ("fast" experts), queried with one call per expert for a batch and trained with one call
-per expert at the batch end (see `ExpertPool.batched`). Per expert it keeps
-an optional drift monitor on its error stream (with a background expert started on warning, which takes over on
-drift), an optional input descriptor (for self-expansion; `descriptors` is the novelty threshold above which a descriptor
-stops absorbing inputs, None for no descriptors), an optional random feature subspace and online-bagging
-weights (for diversity, as ARF).
+`FastHoeffdingTreeClassifier`s ("fast" experts), which answer and learn a whole batch with one call per expert (see
+`ExpertPool.batched`). Per expert it keeps an optional drift monitor on its error stream (with a background expert
+started on warning, which takes over on drift), an optional input descriptor (for self-expansion; `descriptors` is
+the novelty threshold above which a descriptor stops absorbing inputs, None for no descriptors), an optional random
+feature subspace and online-bagging weights (for diversity, as ARF).
 """
 
 from __future__ import annotations
@@ -40,9 +39,10 @@ class ExpertPool:
     With fast experts the pool is `batched`, with two ways to learn. `code`, `bag` and `answer_learn` give an expert a
     whole batch at once, answered test-then-train (DriftMoE-Data without expansion). Otherwise `learn` only stages
     the rows, and `flush` (which the mixtures call at the end of every batch) codes every staged row once with the
-    pool's `RowCoder` and trains each expert on its rows with one `learn_many` call. Until then the experts answer as they were at the batch start. An expert's rows are
-    flushed early where order matters: before a warning starts its background expert (which learns only the rows
-    after the warning) and before a drift replaces it (its background expert takes over with all its rows).
+    pool's `RowCoder` and trains each expert on its rows with one `learn_many` call. Until then the experts answer as
+    they were at the batch start. An expert's rows are flushed early where order matters: before a warning starts its
+    background expert (which learns only the rows after the warning) and before a drift replaces it (its background
+    expert takes over with all its rows).
 
     >>> pool = ExpertPool(default_expert(), n_experts=2)
     >>> pool.learn(0, [{"a": 1.0}], ["up"])

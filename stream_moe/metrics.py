@@ -8,6 +8,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stream_moe.events import DeadLetter, Prediction
+from stream_moe.forecast.serving import ForecastPredictor, rolling_error
 from stream_moe.loop import LoopStats
 from stream_moe.shards import Shards
 
@@ -32,6 +33,8 @@ class ServiceMetrics:
         self.lag = Gauge("stream_moe_consumer_lag", "records behind the end of the partition", ["topic", "partition"],
                          registry=r)
         self.accuracy = Gauge("stream_moe_rolling_accuracy", "accuracy over the evaluator's window", registry=r)
+        self.forecast_error = Gauge("stream_moe_forecast_error", "one-step forecast error over the recent values "
+                                    "of the owned forecasters", ["measure"], registry=r)
         self.drifts = Gauge("stream_moe_drifts", "drifts detected by the owned models", registry=r)
         self.expansions = Gauge("stream_moe_expansions", "experts added by the owned models", registry=r)
         self.experts = Gauge("stream_moe_experts_alive", "experts in the owned models' pools", registry=r)
@@ -68,6 +71,9 @@ class ServiceMetrics:
         for (topic, partition), value in lag.items():
             self.lag.labels(topic, str(partition)).set(value)
         owned = [shard for _, shard in shards]
+        error = rolling_error([s.predictor for s in owned if isinstance(s.predictor, ForecastPredictor)])
+        for measure, value in (error or {}).items():
+            self.forecast_error.labels(measure).set(value)
         counts = [getattr(s.predictor.model, "counts_", {}) for s in owned]
         self.drifts.set(sum(c.get("drifts", 0) for c in counts))
         self.expansions.set(sum(c.get("expansions", 0) for c in counts))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from connectors.forecast_events import ForecastEventDecoder
@@ -25,9 +26,10 @@ from stream_moe.shards import Shards
 LINKS = 15  # Abilene
 
 
-def settings(tmp_path, n: int, model: str = "cfc", **serve) -> Settings:
+def settings(tmp_path, n: int, model: str = "cfc", window: int = 1000, **serve) -> Settings:
     return Settings(
         model={"name": model, "device": "cpu"},
+        evaluation={"window": window},
         forecast={"topology": "abilene", "scenario": "abilene-drastic", "horizon": 3},
         serve={"out": str(tmp_path / "out"), "checkpoint_dir": str(tmp_path / "ckpt"), "embedded_n": n, **serve},
     )
@@ -54,6 +56,18 @@ def test_embedded_forecaster_serves_and_resumes_to_identical_forecasts(tmp_path)
     assert len(later["forecast"]) == 3 and later["y_pred"] == later["forecast"][0]
     shard = build_service(settings(tmp_path / "a", 80 * LINKS)).shards.get(0)
     assert shard.predictor.learned == 79 * LINKS  # the last step waits for the next one
+
+
+def test_metrics_export_the_recent_one_step_forecast_error(tmp_path):
+    steps, window = 30, 100
+    service = build_service(settings(tmp_path, steps * LINKS, model="persistence", window=window))
+    service.run()
+    loads = simulate(load_scenario("abilene-drastic"), Settings().model.seed).loads[:steps]
+    errors = np.diff(loads, axis=0).ravel()[-window:]  # persistence forecasts each step's load as the one before
+    exported = {m: service.metrics.registry.get_sample_value("stream_moe_forecast_error", {"measure": m})
+                for m in ("mae", "rmse")}
+    assert exported == pytest.approx({"mae": np.abs(errors).mean(), "rmse": np.sqrt((errors**2).mean())})
+    assert exported["rmse"] > 0
 
 
 BAD = {

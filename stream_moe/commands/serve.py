@@ -121,7 +121,8 @@ def served_forecaster(settings: Settings) -> Served:
 
     def make_predictor() -> ForecastPredictor:
         forecaster = build_forecaster(m.name, f.season, seed=m.seed, device=m.device, **m.params)
-        return ForecastPredictor(KeyedForecaster(forecaster, keys, f.step_s, f.horizon), m.name)
+        keyed = KeyedForecaster(forecaster, keys, f.step_s, f.horizon)
+        return ForecastPredictor(keyed, m.name, window=settings.evaluation.window)
 
     def embedded():
         links = [link.name for link in load_topology(load_scenario(f.scenario).topology).links]

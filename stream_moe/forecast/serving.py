@@ -18,6 +18,9 @@ Everything learned, including the timestamp still being gathered, is in the pred
 
 from __future__ import annotations
 
+import collections
+import math
+
 import numpy as np
 
 from stream_moe.events import Event, Prediction
@@ -92,13 +95,15 @@ class KeyedForecaster:
 
 class ForecastPredictor:
     """The event loop's predictor for a `KeyedForecaster`: `process(events)` answers every event with its series'
-    forecast, then learns its value. `learned` counts the values the forecaster has observed."""
+    forecast, then learns its value. `learned` counts the values the forecaster has observed; `errors` keeps the
+    one-step errors (value minus its forecast) of the last `window` values that had a forecast, for `rolling_error`."""
 
-    def __init__(self, model: KeyedForecaster, name: str, version: str = "0"):
+    def __init__(self, model: KeyedForecaster, name: str, version: str = "0", window: int = 1000):
         self.model = model
         self.name = name
         self.version = version
         self.learned = 0
+        self.errors: collections.deque[float] = collections.deque(maxlen=window)
 
     def process(self, events: list[Event]) -> list[Prediction]:
         predictions, observed = [], self.model.observed_
@@ -108,5 +113,22 @@ class ForecastPredictor:
             value = e.y if e.y is not None else (e.x or {}).get("value")
             if value is not None:
                 self.model.learn(e.key, e.ts, value)
+                if forecast:
+                    self.errors.append(float(value) - forecast[0])
         self.learned += self.model.observed_ - observed
         return predictions
+
+
+def rolling_error(predictors: list[ForecastPredictor]) -> dict[str, float] | None:
+    """Mean absolute and root mean squared one-step error over the predictors' recent errors (None before any).
+
+    >>> from stream_moe.forecast.baselines import Persistence
+    >>> p = ForecastPredictor(KeyedForecaster(Persistence(), ["A"]), "persistence")
+    >>> _ = p.process([Event(str(t), {}, v, "A", float(t)) for t, v in enumerate([1.0, 3.0, 5.0, 8.0])])
+    >>> rolling_error([p])  # persistence is 2, 2 and 3 short
+    {'mae': 2.3333333333333335, 'rmse': 2.3804761428476167}
+    """
+    errors = [e for p in predictors for e in p.errors]
+    if not errors:
+        return None
+    return {"mae": sum(map(abs, errors)) / len(errors), "rmse": math.sqrt(sum(e * e for e in errors) / len(errors))}

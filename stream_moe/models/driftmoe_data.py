@@ -6,6 +6,7 @@ import numpy as np
 from river import base
 
 from stream_moe.models.detectors import WARNING
+from stream_moe.models.features import Frame
 from stream_moe.models.mixture import Mixture
 
 
@@ -36,8 +37,8 @@ class DriftMoEData(Mixture):
     - Diversity: online bagging (`bagging_lambda`, see `Mixture`), and `subspace`, a random share of the features per
       expert (a new draw when an expert is replaced).
     - Self-expansion (`expansion=True`, after SEMA): each expert keeps a descriptor of its training inputs. When, over
-      the last `novelty_window` instances, every descriptor finds the inputs novel (mean z-score above
-      `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
+      the last `novelty_window` instances, most inputs are novel to every descriptor (the median over the rows of
+      their lowest z-score is above `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
       output (old weights kept), at most every `expansion_cooldown` instances. The new expert is routed the novel
       instances until its descriptor has matured. Routing subtracts each expert's novelty above the
       threshold from its gate score, so a regime that comes back goes to the experts that learned it. At
@@ -156,7 +157,7 @@ class DriftMoEData(Mixture):
         self.rng_ = np.random.default_rng(self.seed)
         self._start_log()
         self._recent_use = np.zeros(self.n_experts)  # exponentially decayed top-1 counts, for pruning
-        self._novelty_recent = np.zeros((0, self.n_experts))  # novelty of the last `novelty_window` rows learned
+        self._novelty_recent = np.zeros(0)  # of the last `novelty_window` rows learned: novelty to the best expert
         self._drifted_at = np.full(self.n_experts, -np.inf)
         self._last_expansion = 0
         self._fresh: int | None = None  # the expert added last, while it is being routed the novel instances
@@ -171,11 +172,11 @@ class DriftMoEData(Mixture):
 
     # ---- routing ---------------------------------------------------------------------------------------------------
 
-    def _gates(self, z: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _gates(self, z: np.ndarray, frame: Frame, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Gate scores: the router's logits, minus each expert's novelty above the threshold when expanding."""
         if not self.expansion:
             return logits, None
-        novelty = self.pool_.novelty(z)
+        novelty = self.pool_.novelty(z, frame)
         return logits - np.maximum(novelty - self.novelty_threshold, 0.0), novelty
 
     def _combine(self, gate: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -190,17 +191,19 @@ class DriftMoEData(Mixture):
         if not self._ready():
             return [({}, []) for _ in xs]
         z = self.encoder_.transform_many(xs)
-        gates, _ = self._gates(z, self.router_.scores(z))
+        gates, _ = self._gates(z, self.encoder_.frame(), self.router_.scores(z))
         which = np.argsort(-gates, axis=1, kind="stable")[:, : self.n_predicting]
         scores = self._combine(np.take_along_axis(gates, which, axis=1), self.pool_.proba(xs, which, self.classes_))
         return [(self._to_dict(row), w) for row, w in zip(scores, which.tolist())]
 
     # ---- test-then-train --------------------------------------------------------------------------------------------
 
-    def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+    def _learn_batch(
+        self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
+    ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
         if self.pool_.batched and not self.expansion:
             return self._learn_batched(xs, ys, logits)
-        gates, novelty = self._gates(z, logits)
+        gates, novelty = self._gates(z, frame, logits)
         self._replaced_in_batch: list[tuple[int, int]] = []  # (row, expert): earlier rows' masks judged the old expert
         # batched experts answer as at the batch start: ask them once for all rows (the replaced ones again per row)
         self._batch_proba = None
@@ -218,10 +221,10 @@ class DriftMoEData(Mixture):
                     mask[e] = 0.0
         if self.expansion:
             for e, rows in self._described.items():
-                self.pool_.describe(e, z[rows])
+                self.pool_.describe(e, z[rows], frame)
             learned = [i for i, y in enumerate(ys) if y is not None]
             if not self._replaced_in_batch:  # a replacement resets a descriptor: the window restarts
-                recent = np.concatenate([self._novelty_recent, novelty[learned]])
+                recent = np.concatenate([self._novelty_recent, novelty[learned].min(axis=1)])
                 self._novelty_recent = recent[-self.novelty_window :]
             self._maybe_expand()
         return out
@@ -395,7 +398,7 @@ class DriftMoEData(Mixture):
         return len(others) > 0 and others.min() > self.novelty_threshold
 
     def _forget_novelty(self) -> None:
-        self._novelty_recent = np.zeros((0, len(self.pool_)))
+        self._novelty_recent = np.zeros(0)
 
     def _in_use_have_all_drifted(self) -> bool:
         in_use = self._recent_use > 0.05 * self._recent_use.sum()
@@ -403,9 +406,13 @@ class DriftMoEData(Mixture):
 
     def _maybe_expand(self) -> None:
         """At a batch end (so that the router's masks of the batch keep their width): expand if no expert covers the
-        recent inputs or every expert in use has just drifted."""
+        recent inputs or every expert in use has just drifted.
+
+        Not covered: most recent rows (the median) are novel to every expert. Row by row, so that a window that spans
+        a switch between two known regions is covered (each row by its own expert), and a median, so that a few
+        outliers are not a new region."""
         recent = self._novelty_recent
-        novel = len(recent) >= self.novelty_window and recent.mean(axis=0).min() > self.novelty_threshold
+        novel = len(recent) >= self.novelty_window and np.median(recent) > self.novelty_threshold
         if novel or self._in_use_have_all_drifted():
             self._expand()
 

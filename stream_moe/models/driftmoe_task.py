@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from river import base
 
+from stream_moe.models.features import Frame
 from stream_moe.models.mixture import Mixture
 
 
@@ -98,7 +99,9 @@ class DriftMoETask(Mixture):
         experts = list(range(len(self.classes_)))
         return [(self._to_dict(row), experts) for row in scores]
 
-    def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+    def _learn_batch(
+        self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
+    ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
         return [self._step(x, y, logits[i]) for i, (x, y) in enumerate(zip(xs, ys))]
 
     def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:

@@ -7,6 +7,7 @@ the router grows its input layer instead of being rebuilt.
 from __future__ import annotations
 
 import numbers
+import typing
 
 import numpy as np
 
@@ -15,6 +16,18 @@ def _is_number(value) -> bool:
     """int or float (numpy's too) but not bool; the exact-type test first, as it is most of the calls and 10x faster."""
     kind = type(value)
     return kind is float or kind is int or (isinstance(value, numbers.Number) and kind is not bool)
+
+
+class Frame(typing.NamedTuple):
+    """The encoder's coordinates at one moment: a column value v encodes as z = (v - center) / scale (one-hot
+    columns: center 0, scale 1). As the statistics move, so does the meaning of z; `values` undoes it."""
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    def values(self, z: np.ndarray) -> np.ndarray:
+        """The rows z of this frame back in the features' own units (missing values at the mean)."""
+        return z * self.scale + self.center
 
 
 class FeatureEncoder:
@@ -96,13 +109,17 @@ class FeatureEncoder:
         self._m2[self._scaled] += m2_b + delta**2 * n_a * n_b / safe_n
         self._count[self._scaled] = n
 
-    def transform_many(self, xs) -> np.ndarray:
-        """Encode a batch into a float32 matrix of shape (len(xs), n_columns)."""
-        raw = self._raw(xs)
+    def frame(self) -> Frame:
+        """The coordinates `transform_many` encodes in until the next `learn_many`."""
         with np.errstate(invalid="ignore", divide="ignore"):
             std = np.sqrt(self._m2 / np.maximum(self._count - 1.0, 1.0))
-        std[~(std > 1e-12)] = 1.0
-        z = np.where(self._scaled, (raw - self._mean) / std, raw)
+        std[~(std > 1e-12) | ~self._scaled] = 1.0
+        return Frame(np.where(self._scaled, self._mean, 0.0), std)
+
+    def transform_many(self, xs) -> np.ndarray:
+        """Encode a batch into a float32 matrix of shape (len(xs), n_columns)."""
+        center, scale = self.frame()
+        z = (self._raw(xs) - center) / scale
         z[np.isnan(z)] = 0.0
         np.clip(z, -10.0, 10.0, out=z)  # one wild value must not blow up the router
         return z.astype(np.float32)

@@ -10,7 +10,7 @@ from river import base
 
 from stream_moe.models.detectors import DRIFT, WARNING
 from stream_moe.models.experts import EXPERT_KINDS, ExpertPool, default_expert
-from stream_moe.models.features import FeatureEncoder
+from stream_moe.models.features import FeatureEncoder, Frame
 from stream_moe.models.router import Router
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,10 @@ class Mixture(base.Classifier, abc.ABC):
         """Create the learned state when the first labelled data arrives (the encoder exists by then)."""
 
     @abc.abstractmethod
-    def _learn_batch(self, xs, ys, z: np.ndarray, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
-        """Test-then-train row by row with the batch's router inputs and logits: per row the prediction (probabilities,
+    def _learn_batch(
+        self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
+    ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        """Test-then-train row by row with the batch's router inputs (encoded in `frame`) and logits: per row the prediction (probabilities,
         experts) and, for labelled rows, the router's target mask (as wide as the router is at the end of the batch,
         or narrower: outputs added during the batch count as not right)."""
 
@@ -181,7 +183,7 @@ class Mixture(base.Classifier, abc.ABC):
                 self._class_index: dict = {}
         if not hasattr(self, "encoder_"):
             return [({}, []) for _ in xs]
-        z = self.encoder_.transform_many(xs)  # statistics of the batch start, as predict_proba_one would use
+        z, frame = self.encoder_.transform_many(xs), self.encoder_.frame()  # the batch start's, as predict_one's
         if labelled:
             self.encoder_.learn_many(labelled)
             if first:
@@ -189,7 +191,7 @@ class Mixture(base.Classifier, abc.ABC):
             elif hasattr(self, "router_"):
                 self.router_.grow_inputs(self.encoder_.n_columns)
         logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
-        results = self._learn_batch(xs, ys, z, logits)
+        results = self._learn_batch(xs, ys, z, frame, logits)
         if hasattr(self, "pool_"):
             self.pool_.flush()
         rows = [i for i, (_, mask) in enumerate(results) if mask is not None]

@@ -40,8 +40,9 @@ class DriftMoEData(Mixture):
       the last `novelty_window` instances, most inputs are novel to every descriptor (the median over the rows of
       their lowest z-score is above `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
       output (old weights kept), at most every `expansion_cooldown` instances. The new expert is routed the novel
-      instances until its descriptor has matured. Routing subtracts each expert's novelty above the
-      threshold from its gate score, so a regime that comes back goes to the experts that learned it. At
+      instances until its descriptor has matured. Routing subtracts each expert's novelty above twice the
+      threshold (what its descriptor would refuse to absorb) from its gate score, so a regime that comes back goes to
+      the experts that learned it. At
       `max_experts` the least used expert of the recent past is pruned first.
 
     Parameters
@@ -150,8 +151,12 @@ class DriftMoEData(Mixture):
 
     def _build(self) -> None:
         self.router_ = self._new_router(self.n_experts)
+        # descriptors absorb up to twice the novelty threshold: a descriptor whose recent normal only holds the inputs
+        # it absorbed narrows itself when it cuts at the threshold (to 10-30% of its own inputs novel), at twice it stays
+        # near the natural 4-6% while inputs from another region (z in the tens) are still refused; routing penalises
+        # an expert for the same inputs only
         self.pool_ = self._new_pool(
-            self.n_experts, descriptors=self.novelty_threshold if self.expansion else None, subspace=self.subspace
+            self.n_experts, descriptors=2 * self.novelty_threshold if self.expansion else None, subspace=self.subspace
         )
         self.routed_ = np.zeros(self.n_experts, dtype=np.int64)
         self.rng_ = np.random.default_rng(self.seed)
@@ -173,11 +178,11 @@ class DriftMoEData(Mixture):
     # ---- routing ---------------------------------------------------------------------------------------------------
 
     def _gates(self, z: np.ndarray, frame: Frame, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Gate scores: the router's logits, minus each expert's novelty above the threshold when expanding."""
+        """Gate scores: the router's logits, minus each expert's novelty above twice the threshold when expanding."""
         if not self.expansion:
             return logits, None
         novelty = self.pool_.novelty(z, frame)
-        return logits - np.maximum(novelty - self.novelty_threshold, 0.0), novelty
+        return logits - np.maximum(novelty - 2 * self.novelty_threshold, 0.0), novelty
 
     def _combine(self, gate: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Class scores (B, C) from the predicting experts' gate scores (B, K) and probabilities (B, K, C)."""

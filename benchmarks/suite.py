@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     streams = args.streams.split(",")
-    models = args.models.split(";") if ";" in args.models else args.models.split(",")
+    models = [m for m in (args.models.split(";") if ";" in args.models else args.models.split(",")) if m]
     seeds = [int(s) for s in args.seeds.split(",")]
     data_dirs = load_settings().data_dirs
     args.out.mkdir(parents=True, exist_ok=True)

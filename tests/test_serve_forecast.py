@@ -115,7 +115,9 @@ def test_environment_chooses_and_configures_the_forecaster(monkeypatch, tmp_path
 
 def test_late_values_are_dropped_without_a_forecast():
     predictor = ForecastPredictor(KeyedForecaster(Persistence(), ["A", "B"]), "persistence")
-    stream = [("A", 0, 1.0), ("B", 0, 2.0), ("A", 60, 3.0), ("B", 0, 9.0), ("B", 30, 9.0), ("B", 60, 4.0), ("A", 120, 0.0)]
+    stream = [
+        ("A", 0, 1.0), ("B", 0, 2.0), ("A", 60, 3.0), ("B", 0, 9.0), ("B", 30, 9.0), ("B", 60, 4.0), ("A", 120, 0.0)
+    ]
     answers = predictor.process([Event(str(i), {}, v, k, float(t)) for i, (k, t, v) in enumerate(stream)])
     assert [p.y_pred for p in answers] == [None, None, 1.0, None, None, 2.0, 3.0]
     assert predictor.model.late_ == 2 and predictor.learned == 4

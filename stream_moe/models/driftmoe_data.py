@@ -38,12 +38,11 @@ class DriftMoEData(Mixture):
       expert (a new draw when an expert is replaced).
     - Self-expansion (`expansion=True`, after SEMA): each expert keeps a descriptor of its training inputs. When, over
       the last `novelty_window` instances, most inputs are novel to every descriptor (the median over the rows of
-      their lowest z-score is above `novelty_threshold`), or every expert in use has drifted, the pool grows by one expert and the router by one
-      output (old weights kept), at most every `expansion_cooldown` instances. The new expert is routed the novel
-      instances until its descriptor has matured. Routing subtracts each expert's novelty above twice the
-      threshold (what its descriptor would refuse to absorb) from its gate score, so a regime that comes back goes to
-      the experts that learned it. At
-      `max_experts` the least used expert of the recent past is pruned first.
+      their lowest z-score is above `novelty_threshold`), or every expert in use has drifted, the pool grows by one
+      expert and the router by one output (old weights kept), at most every `expansion_cooldown` instances. The new
+      expert is routed the novel instances until its descriptor has matured. Routing subtracts from each expert's gate
+      score its novelty above `foreign_above` (what its descriptor refuses to absorb), so a regime that comes back
+      goes to the experts that learned it. At `max_experts` the least used expert of the recent past is pruned first.
 
     Parameters
     ----------
@@ -146,17 +145,21 @@ class DriftMoEData(Mixture):
         self.novelty_window = novelty_window
         self.expansion_cooldown = expansion_cooldown
 
+    @property
+    def foreign_above(self) -> float:
+        """The novelty above which an input is foreign to an expert: its descriptor does not absorb it and routing
+        penalises the expert for it. Twice the novelty threshold: a descriptor whose recent normal only holds what it
+        absorbed narrows itself step by step when it cuts at the threshold (until 10-30% of its own inputs look
+        novel); at twice it stays near the natural 4-6%, while inputs of another region (z in the tens) are refused."""
+        return 2 * self.novelty_threshold
+
     def _ready(self) -> bool:
         return hasattr(self, "pool_") and bool(self.classes_)
 
     def _build(self) -> None:
         self.router_ = self._new_router(self.n_experts)
-        # descriptors absorb up to twice the novelty threshold: a descriptor whose recent normal only holds the inputs
-        # it absorbed narrows itself when it cuts at the threshold (to 10-30% of its own inputs novel), at twice it stays
-        # near the natural 4-6% while inputs from another region (z in the tens) are still refused; routing penalises
-        # an expert for the same inputs only
         self.pool_ = self._new_pool(
-            self.n_experts, descriptors=2 * self.novelty_threshold if self.expansion else None, subspace=self.subspace
+            self.n_experts, descriptors=self.foreign_above if self.expansion else None, subspace=self.subspace
         )
         self.routed_ = np.zeros(self.n_experts, dtype=np.int64)
         self.rng_ = np.random.default_rng(self.seed)
@@ -178,11 +181,11 @@ class DriftMoEData(Mixture):
     # ---- routing ---------------------------------------------------------------------------------------------------
 
     def _gates(self, z: np.ndarray, frame: Frame, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Gate scores: the router's logits, minus each expert's novelty above twice the threshold when expanding."""
+        """Gate scores: the router's logits, minus each expert's novelty above `foreign_above` when expanding."""
         if not self.expansion:
             return logits, None
         novelty = self.pool_.novelty(z, frame)
-        return logits - np.maximum(novelty - 2 * self.novelty_threshold, 0.0), novelty
+        return logits - np.maximum(novelty - self.foreign_above, 0.0), novelty
 
     def _combine(self, gate: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Class scores (B, C) from the predicting experts' gate scores (B, K) and probabilities (B, K, C)."""

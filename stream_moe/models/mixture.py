@@ -164,9 +164,9 @@ class Mixture(base.Classifier, abc.ABC):
     def _learn_batch(
         self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
     ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
-        """Test-then-train row by row with the batch's router inputs (encoded in `frame`) and logits: per row the prediction (probabilities,
-        experts) and, for labelled rows, the router's target mask (as wide as the router is at the end of the batch,
-        or narrower: outputs added during the batch count as not right)."""
+        """Test-then-train row by row with the batch's router inputs (encoded in `frame`) and logits: per row the
+        prediction (probabilities, experts) and, for labelled rows, the router's target mask (as wide as the router is
+        at the end of the batch, or narrower: outputs added during the batch count as not right)."""
 
     @abc.abstractmethod
     def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:

@@ -2,7 +2,8 @@
 second, for all links in one batch, at 41 links (Euro28) and at 1,000 links (random walks with a daily cycle).
 
 Both wall-clock and CPU time of the process are given: with one thread, CPU time per step is what a step costs on a
-core of its own, while wall-clock time on a shared machine also counts the waits for a core.
+core of its own, while wall-clock time on a shared machine also counts the waits for a core. The C allocator keeps
+freed memory, as the `stream-moe` command has it (`stream_moe/allocator.py`); `--default-malloc` measures without.
 
     python benchmarks/forecast_speed.py --models cfc,ltc --links 41,1000 --steps 200 --device cpu
 """
@@ -15,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from stream_moe.allocator import keep_freed_memory
 from stream_moe.forecast.registry import build_forecaster
 
 SEASON = 48
@@ -50,8 +52,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--default-malloc", action="store_true", help="leave the C allocator's settings alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        keep_freed_memory()
     print("| model | links | device | ms/step (wall) | steps/s (wall) | ms/step (CPU) | steps/s (CPU) |")
     print("|---|---|---|---|---|---|---|")
     for model in args.models.split(","):

@@ -13,6 +13,8 @@ import sys
 
 import torch
 
+from stream_moe.allocator import keep_freed_memory
+
 COMMANDS = ("replay", "serve", "forecast", "streams")
 
 EPILOG = """\
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.torch_threads)
+    keep_freed_memory()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
 

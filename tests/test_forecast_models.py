@@ -13,7 +13,8 @@ import torch
 from stream_moe.cli import main
 from stream_moe.events import Event
 from stream_moe.forecast.baselines import Persistence
-from stream_moe.forecast.cells import CELLS, run
+from stream_moe.forecast.cells import CELLS, CfCCell, LiquidCell
+from stream_moe.forecast.cfc_window import CfCWindow
 from stream_moe.forecast.liquid import LiquidForecaster
 from stream_moe.forecast.registry import FORECASTERS, build_forecaster
 from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
@@ -53,7 +54,48 @@ def test_state_carried_step_by_step_equals_the_whole_sequence(cell):
     h = torch.zeros(4, 8)
     for t in range(6):
         h = model(x[:, t], h, spans[:, t : t + 1])
-    torch.testing.assert_close(run(model, x, torch.zeros(4, 8), spans)[:, -1], h)
+    torch.testing.assert_close(model.run(x, torch.zeros(4, 8), spans)[:, -1], h)
+
+
+@pytest.mark.parametrize("irregular", [False, True])
+def test_cfc_window_has_the_states_and_gradients_of_autograd_through_its_steps(irregular):
+    torch.manual_seed(1)
+    cell = CfCCell(2, 8).double()
+    x, h = torch.randn(5, 7, 2, dtype=torch.double), torch.randn(5, 8, dtype=torch.double)
+    spans = torch.rand(5, 7, dtype=torch.double) + 0.5 if irregular else None
+    weights = torch.randn(5, 7, 8, dtype=torch.double)
+    results = []
+    for run in (CfCCell.run, LiquidCell.run):  # the hand-written backward pass, and autograd's
+        states = run(cell, x, h, spans)
+        results.append((states, *torch.autograd.grad((states * weights).sum(), list(cell.parameters()))))
+    for ours, autograds in zip(*results):
+        torch.testing.assert_close(ours, autograds, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("irregular", [False, True])
+def test_cfc_fit_window_sets_the_gradients_autograd_gives(irregular):
+    torch.manual_seed(3)
+    cell, head = CfCCell(2, 8).double(), torch.nn.Linear(8, 1).double()
+    x, h = torch.randn(5, 7, 2, dtype=torch.double), torch.randn(5, 8, dtype=torch.double)
+    spans = torch.rand(5, 7, dtype=torch.double) + 0.5 if irregular else None
+    target = torch.randn(5, 7, dtype=torch.double)
+    grads = []
+    for fit in (CfCCell.fit_window, LiquidCell.fit_window):  # by hand, and by autograd
+        fit(cell, x, h, spans, head, target)
+        grads.append([p.grad.clone() for p in (*cell.parameters(), *head.parameters())])
+    for ours, autograds in zip(*grads):
+        torch.testing.assert_close(ours, autograds, rtol=1e-10, atol=1e-12)
+
+
+def test_cfc_window_gradients_pass_gradcheck():
+    torch.manual_seed(2)
+    cell = CfCCell(2, 4).double()
+    linear = cell.backbone[0]
+    x = torch.randn(6, 3, 2, dtype=torch.double, requires_grad=True)  # steps first
+    h = torch.randn(3, 4, dtype=torch.double, requires_grad=True)
+    spans = torch.rand(6, 3, 1, dtype=torch.double) + 0.5
+    window = lambda x, h, *weights: CfCWindow.apply(x, h, spans, *weights)  # noqa: E731
+    assert torch.autograd.gradcheck(window, (x, h, linear.weight, linear.bias, cell.heads.weight, cell.heads.bias))
 
 
 def test_forecaster_state_equals_running_its_inputs_at_once():
@@ -63,7 +105,7 @@ def test_forecaster_state_equals_running_its_inputs_at_once():
         f.observe(v)
         v = np.stack(f.values_)
         inputs.append(f._inputs(v, f._changes(v), 1)[:, 0])
-    states = run(f.cell_, f._tensor(np.stack(inputs, axis=1)), torch.zeros(3, f.hidden))
+    states = f.cell_.run(f._tensor(np.stack(inputs, axis=1)), torch.zeros(3, f.hidden))
     torch.testing.assert_close(states[:, -1], f.states_[-1])
 
 

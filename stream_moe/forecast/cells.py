@@ -5,13 +5,15 @@ previous step ``ts`` (batch x 1, 1.0 for regular sampling) to the next hidden st
 (links), so a whole network advances in one call. A step is split in three: `sense(x)`, the part that depends on the
 input alone, `prepare()`, the part that depends on the weights alone, and `step(sensed, h, ts, prepared)`, the rest.
 `run` steps a cell over a sequence, sensing all its inputs and preparing the weights once, so that a window costs
-a few small operations per step, forward and backward (the forecasters' online updates run a window at every step).
-Stepping by hand and carrying ``h`` gives the same states.
+a few small operations per step, forward and backward, and `fit_window` puts the gradients of a forecast head's error
+over a window into the parameters (the forecasters' online update, at every step). CfC goes further: both passes are
+written by hand (`stream_moe.forecast.cfc_window`), because with tensors this small the cost of a window is torch's
+overhead per operation, not arithmetic. Stepping by hand and carrying ``h`` gives the same states.
 
 >>> _ = torch.manual_seed(0)
 >>> cell = CfCCell(2, 4)
 >>> x = torch.randn(3, 5, 2)                    # 3 series, 5 steps, 2 inputs
->>> states = run(cell, x, torch.zeros(3, 4))
+>>> states = cell.run(x, torch.zeros(3, 4))
 >>> h = torch.zeros(3, 4)
 >>> for t in range(5):
 ...     h = cell(x[:, t], h)
@@ -27,12 +29,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stream_moe.forecast import cfc_window
+
 
 class LiquidCell(nn.Module):
     """A step of either cell: `sense`, `prepare`, then `step`."""
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | float = 1.0) -> torch.Tensor:
         return self.step(self.sense(x), h, ts, self.prepare())
+
+    def run(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+        """The hidden states after each step of ``x`` (batch x steps x inputs), starting from ``h``; ``ts`` (batch x
+        steps) the time spans, all 1 when None."""
+        prepared = self.prepare()
+        states = []
+        for t, sensed in enumerate(self.sense(x.transpose(0, 1)).unbind(0)):  # steps first: each step contiguous
+            h = self.step(sensed, h, 1.0 if ts is None else ts[:, t : t + 1], prepared)
+            states.append(h)
+        return torch.stack(states, dim=1)
+
+    def fit_window(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None, head: nn.Linear,
+                   target: torch.Tensor) -> None:
+        """Set the gradients (``.grad``) of the cell's and the head's parameters to those of the mean squared error
+        of ``head`` over the states of `run` against ``target`` (batch x steps)."""
+        for p in (*self.parameters(), *head.parameters()):
+            p.grad = None
+        nn.functional.mse_loss(head(self.run(x, h, ts)).squeeze(-1), target).backward()
 
 
 class CfCCell(LiquidCell):
@@ -60,6 +82,33 @@ class CfCCell(LiquidCell):
         gk, time_a, time_b = self.heads(z).split([2 * self.hidden_size, self.hidden_size, self.hidden_size], dim=1)
         g, k = torch.tanh(gk).chunk(2, dim=1)
         return torch.lerp(g, k, torch.sigmoid(time_b - time_a * ts))
+
+    def _window(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None) -> tuple:
+        """The arguments of `cfc_window`: steps first, and the weights."""
+        linear = self.backbone[0]
+        spans = None if ts is None else ts.t().unsqueeze(-1)
+        return x.transpose(0, 1), h, spans, linear.weight, linear.bias, self.heads.weight, self.heads.bias
+
+    def run(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+        """As `LiquidCell.run` (the same states, up to float rounding), through `cfc_window.CfCWindow`."""
+        return cfc_window.CfCWindow.apply(*self._window(x, h, ts)).transpose(0, 1)
+
+    @torch.no_grad()
+    def fit_window(self, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None, head: nn.Linear,
+                   target: torch.Tensor) -> None:
+        """As `LiquidCell.fit_window` (the same gradients, up to float rounding), by `cfc_window`'s passes without
+        autograd, whose recording, replay and bookkeeping cost as much as the passes themselves here."""
+        saved = cfc_window.forward(*self._window(x, h, ts))
+        states = saved[-1]
+        steps, batch, hidden = states.shape
+        error = torch.addmm(head.bias, states.view(-1, hidden), head.weight.t()).view(steps, batch) - target.t()
+        d_forecast = error.mul_(2 / error.numel())  # of the mean squared error
+        head.weight.grad = d_forecast.view(1, -1) @ states.view(-1, hidden)
+        head.bias.grad = d_forecast.sum().view(1)
+        _, _, *grads = cfc_window.backward(saved, d_forecast.unsqueeze(-1) * head.weight)
+        linear = self.backbone[0]
+        for p, grad in zip((linear.weight, linear.bias, self.heads.weight, self.heads.bias), grads):
+            p.grad = grad
 
 
 class LTCCell(LiquidCell):
@@ -115,12 +164,3 @@ class LTCCell(LiquidCell):
 CELLS = {"cfc": CfCCell, "ltc": LTCCell}
 
 
-def run(cell: LiquidCell, x: torch.Tensor, h: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
-    """The hidden states after each step of ``x`` (batch x steps x inputs), starting from ``h``; ``ts`` (batch x steps)
-    the time spans, all 1 when None."""
-    prepared = cell.prepare()
-    states = []
-    for t, sensed in enumerate(cell.sense(x.transpose(0, 1)).unbind(0)):  # steps first: each step contiguous
-        h = cell.step(sensed, h, 1.0 if ts is None else ts[:, t : t + 1], prepared)
-        states.append(h)
-    return torch.stack(states, dim=1)

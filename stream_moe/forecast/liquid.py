@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stream_moe.forecast.cells import CELLS, run
+from stream_moe.forecast.cells import CELLS
 
 
 def resolve_device(device: str) -> torch.device:
@@ -134,21 +134,20 @@ class LiquidForecaster:
         self.spans_.append(1.0 if dt is None else float(dt))
         v = np.stack(self.values_)
         d = self._changes(v)
-        spans = self._tensor(np.array(self.spans_)).expand(len(values), -1)
+        regular = all(span == 1.0 for span in self.spans_)  # the cells skip the time spans' work when all are 1
+        spans = None if regular else self._tensor(np.array(self.spans_)).expand(len(values), -1)
         adapt = self.window and len(self.states_) + 1 >= self.states_.maxlen
         inputs = self._tensor(self._inputs(v, d, self.window + 1 if adapt else 1))  # the newest step's last
         with torch.no_grad():
-            self.states_.append(self.cell_(inputs[:, -1], self.states_[-1], spans[:, -1:]))
+            self.states_.append(self.cell_(inputs[:, -1], self.states_[-1], 1.0 if regular else spans[:, -1:]))
         if adapt:
-            self._adapt(inputs[:, :-1], self._tensor(d[-self.window :].T), spans[:, -self.window - 1 : -1])
+            window_spans = None if regular else spans[:, -self.window - 1 : -1]
+            self._adapt(inputs[:, :-1], self._tensor(d[-self.window :].T), window_spans)
 
-    def _adapt(self, inputs: torch.Tensor, target: torch.Tensor, spans: torch.Tensor) -> None:
+    def _adapt(self, inputs: torch.Tensor, target: torch.Tensor, spans: torch.Tensor | None) -> None:
         """One gradient step on the last `window` one-step forecasts (their inputs, the changes they forecast and
-        their time spans), from the state carried before them."""
-        states = run(self.cell_, inputs, self.states_[0], spans)
-        loss = nn.functional.mse_loss(self.head_(states).squeeze(-1), target)
-        self.optimizer_.zero_grad()
-        loss.backward()
+        their time spans, None when all are 1), from the state carried before them."""
+        self.cell_.fit_window(inputs, self.states_[0], spans, self.head_, target)
         self.optimizer_.step()
 
     @torch.no_grad()

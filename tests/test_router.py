@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
+import torch
 
 from stream_moe.models.router import Router
 
@@ -26,6 +28,33 @@ def test_router_learns_the_mask():
     top = router.scores(z).argmax(axis=1)
     assert np.mean(top == np.where(z[:, 0] > 0, 0, 1)) > 0.95
     assert not (top == 2).any()
+
+
+@pytest.mark.parametrize("dropout, balance", [(0.2, 0.01), (0.0, 0.0), (0.5, 1.0)])
+def test_training_gradients_are_autograds_of_the_documented_loss(dropout, balance):
+    rng = np.random.default_rng(3)
+    router = Router(n_inputs=4, n_outputs=5, hidden=(16, 8), dropout=dropout, balance_weight=balance, seed=0,
+                    device="cpu")
+    router.layers.double()
+    z = torch.from_numpy(rng.normal(size=(32, 4)))
+    mask = torch.from_numpy((rng.random((32, 5)) < 0.3).astype(float))
+    draws = router._dropout_gen.get_state()
+    with torch.no_grad():
+        router._gradients(z, mask)
+    ours = [p.grad.clone() for p in router.layers.parameters()]
+    router._dropout_gen.set_state(draws)  # the same dropout, through autograd
+    h = z
+    for layer in router.layers[:-1]:
+        h = torch.relu(layer(h))
+        if dropout:
+            h = h * (torch.rand(h.shape, generator=router._dropout_gen) >= dropout) / (1 - dropout)
+    logits = router.layers[-1](h)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, mask)
+    if balance:
+        importance = torch.softmax(logits, dim=1).mean(dim=0)
+        loss = loss + balance * importance.var() / importance.mean() ** 2
+    for mine, autograds in zip(ours, torch.autograd.grad(loss, list(router.layers.parameters()))):
+        torch.testing.assert_close(mine, autograds, rtol=1e-9, atol=1e-12)
 
 
 def test_router_trains_only_every_batch_size():

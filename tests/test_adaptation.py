@@ -106,9 +106,10 @@ def test_budget_is_never_exceeded(experts):
     assert model.router_.n_outputs == len(model.pool_) == len(model.routed_)
 
 
-def test_a_recurring_concept_goes_back_to_its_experts():
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_a_recurring_concept_goes_back_to_its_experts(experts):
     data = regimes([0, 1, 0], 3000, seed=2)
-    model = expanding()
+    model = expanding(experts=experts)
     run(model, data[:3000])
     routed_a = model.routed_.copy()
     run(model, data[3000:6000])
@@ -118,12 +119,13 @@ def test_a_recurring_concept_goes_back_to_its_experts():
     back = model.routed_ - routed_b
     assert len(model.pool_) == grown  # no new expert for a regime it knows
     assert back[2] < 0.1 * back.sum()  # the expert grown for B is left alone
-    assert back.argmax() == routed_a.argmax()  # A goes back mostly to A's main expert
+    assert routed_a[back.argmax()] > 0.25 * routed_a.sum()  # A goes back mostly to an expert that learned A
     assert accuracy_back > 0.75
 
 
-def test_growth_is_sublinear_on_recurring_concepts():
-    model = expanding(n_experts=1, expansion_cooldown=500)
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_growth_is_sublinear_on_recurring_concepts(experts):
+    model = expanding(n_experts=1, expansion_cooldown=500, experts=experts)
     run(model, list(generate("recur4", n=24_000, seed=1)))  # 11 switches among 4 concepts
     assert len(model.pool_) == 4  # one expert per concept: grown for each new concept, not for each of the switches
     assert model.counts_["expansions"] == 3 and model.counts_["prunes"] == 0

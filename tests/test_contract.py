@@ -12,7 +12,7 @@ from stream_moe.models.registry import MODELS, build_model
 
 SMALL = {
     "driftmoe-data": {"n_experts": 4, "top_k": 2, "router_batch": 32},
-    "driftmoe-fast": {"n_experts": 4, "top_k": 2, "router_batch": 32},
+    "driftmoe-river": {"n_experts": 4, "top_k": 2, "router_batch": 32},
     "driftmoe-task": {"router_batch": 32},
 }
 SIZES = {"arf": 3, "srp": 3, "levbag": 3}

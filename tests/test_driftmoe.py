@@ -36,8 +36,9 @@ def test_top_k_experts_learn_each_instance():
 
 
 def test_learners_are_the_routers_top_k():
-    """With exploration off, the experts that learn an instance are exactly the router's top-k for it."""
-    model = DriftMoEData(n_experts=5, top_k=2, explore=0.0, router_batch=16, device="cpu", seed=0)
+    """With exploration off, the experts that learn an instance are exactly the router's top-k for it (river experts:
+    one `pool_.learn` call per learning; test_fast_experts holds the fast experts' batched path to it)."""
+    model = DriftMoEData(n_experts=5, top_k=2, explore=0.0, router_batch=16, experts="river", device="cpu", seed=0)
     data = sea(300)
     for x, y in data[:200]:
         model.learn_one(x, y)

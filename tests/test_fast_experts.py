@@ -38,6 +38,19 @@ def test_fast_experts_match_river_experts_on_a_drifting_stream():
     assert abs(accuracy["river"] - accuracy["fast"]) < 0.01, accuracy
 
 
+def test_fast_experts_learn_the_rows_the_router_ranks_top_k():
+    model = DriftMoEData(n_experts=5, top_k=2, explore=0.0, router_batch=16, experts="fast", drift_detector=None,
+                         warning_detector=None, device="cpu", seed=0)
+    batches = list(chunks(drifting(800), 20))
+    for xs, ys in batches[:10]:
+        model.learn_many(xs, ys)
+    for xs, ys in batches[10:]:
+        top_k = np.argsort(-model.router_.scores(model.encoder_.transform_many(xs)), axis=1, kind="stable")[:, :2]
+        before = model.usage_.copy()
+        model.learn_many(xs, ys)
+        assert (model.usage_ - before == np.bincount(top_k.ravel(), minlength=5)).all()
+
+
 def test_batch_of_one_is_learn_one_with_fast_experts():
     data = drifting(600)
     a = DriftMoEData(n_experts=4, top_k=2, router_batch=16, experts="fast", device="cpu", seed=3)

@@ -32,17 +32,17 @@ class ModelSpec:
 
 
 MODELS = {
-    "driftmoe-data": ModelSpec(DriftMoEData, "n_experts", "DriftMoE with multi-class experts (size: experts)"),
+    "driftmoe-data": ModelSpec(DriftMoEData, "n_experts", "DriftMoE, multi-class fast-tree experts (size: experts)"),
     "driftmoe-paper": ModelSpec(
         lambda **kw: DriftMoEData(**{**DriftMoEData.PAPER, **kw}),
         "n_experts",
-        "DriftMoE-Data as published: top-1 prediction, router every 256, no detection, bagging or balancing",
+        "DriftMoE-Data as published: top-1, router every 256, no detection or bagging, river's trees",
         DriftMoEData,
     ),
-    "driftmoe-fast": ModelSpec(
-        lambda **kw: DriftMoEData(**{"experts": "fast", **kw}),
+    "driftmoe-river": ModelSpec(
+        lambda **kw: DriftMoEData(**{"experts": "river", **kw}),
         "n_experts",
-        "DriftMoE-Data with array-based experts learned and queried by micro-batch (size: experts)",
+        "DriftMoE-Data with river's trees, one instance at a time: the reference (size: experts)",
         DriftMoEData,
     ),
     "driftmoe-task": ModelSpec(DriftMoETask, None, "DriftMoE with one one-vs-rest expert per class"),

@@ -87,9 +87,9 @@ class Router:
         """Gate logits for a batch of encoded inputs (evaluation mode: no dropout, no gradient)."""
         with torch.no_grad():
             h = torch.from_numpy(self._fit_width(z)).to(self.device)
-            for layer in self.layers[:-1]:
+            *hidden, last = self.layers  # (slicing a ModuleList builds a new one: slow at this scale)
+            for layer in hidden:
                 h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
-            last = self.layers[-1]
             return torch.addmm(last.bias, h, last.weight.t()).cpu().numpy()
 
     def _fit_width(self, z: np.ndarray) -> np.ndarray:
@@ -125,7 +125,8 @@ class Router:
         to autograd's)."""
         inputs, keeps = [], []  # each layer's input; each hidden layer's dropout (kept units scaled by 1 / (1 - p))
         h = z
-        for layer in self.layers[:-1]:
+        layers = list(self.layers)
+        for layer in layers[:-1]:
             inputs.append(h)
             h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
             if self.dropout > 0:
@@ -133,7 +134,7 @@ class Router:
                 keeps.append(keep.mul_(1.0 / (1.0 - self.dropout)))
                 h = h * keeps[-1]
         inputs.append(h)
-        last = self.layers[-1]
+        last = layers[-1]
         logits = torch.addmm(last.bias, h, last.weight.t())
         rows, n_out = logits.shape
         d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
@@ -146,8 +147,8 @@ class Router:
             d_importance = (importance - mean) / (n_out - 1) - var / (mean * n_out)
             d_importance *= 2 * self.balance_weight / mean**2
             d += gate * (d_importance - (gate @ d_importance)[:, None]) / rows
-        for i in reversed(range(len(self.layers))):
-            layer = self.layers[i]
+        for i in reversed(range(len(layers))):
+            layer = layers[i]
             layer.weight.grad = d.t() @ inputs[i]
             layer.bias.grad = d.sum(dim=0)
             if i:  # back through the hidden layer's dropout and ReLU (a unit that passed is > 0)

@@ -77,9 +77,18 @@ def wait_for_new_checkpoint(checkpoint_dir, since: set[str], timeout_s: float = 
         time.sleep(0.05)
 
 
+def wait_until_serving(log, starts: int, timeout_s: float = 120.0) -> None:
+    """Block until the service's log shows its `starts`-th start serving (its stop-signal handlers installed)."""
+    deadline = time.monotonic() + timeout_s
+    while log.read_text().count('"message": "serving"') < starts:
+        assert time.monotonic() < deadline, "the service did not start serving"
+        time.sleep(0.05)
+
+
 def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     topics = fresh_topics(broker, 2, "events", "predictions", "dead")
-    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", checkpoint_every_s=0.3)
+    # river's trees: slow enough that each kill lands in the middle of the stream
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-river", checkpoint_every_s=0.3)
     n = 2400
     produce(broker, topics["events"], events(0, n), partitions=2)
     rng = random.Random(7)
@@ -94,6 +103,7 @@ def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     service = start_serve(config, tmp_path / "serve.log")
     expected = {str(i) for i in range(n)}
     assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
+    wait_until_serving(tmp_path / "serve.log", starts=4)  # the killed runs may have predicted everything already
     assert terminate(service) == 0
     check_learned_once(tmp_path / "checkpoints", expected)
     resumed = [line for line in (tmp_path / "serve.log").read_text().splitlines() if '"resume_at": {"' in line]

@@ -11,6 +11,7 @@ import pytest
 from connectors.generators import generate
 from stream_moe.models.detectors import DETECTORS, DRIFT, ErrorMonitor, make_detector
 from stream_moe.models.driftmoe_data import DriftMoEData
+from stream_moe.models.driftmoe_task import DriftMoETask
 
 
 def errors(n, before, after, change, seed):
@@ -52,6 +53,40 @@ def test_expert_is_replaced_after_an_abrupt_concept_drift(experts):
     assert model.counts_["drifts"] >= 1
     assert any(abs(t - d) < 2000 for t in drift_times for d in (5000, 10_000, 15_000))
     assert model.counts_["background_takeovers"] >= 1
+
+
+def halfplane(n, change, noise_after=0.05, flip_after=False, seed=0):
+    """y = x0 + x1 > 10 on [0, 10]^2 with 5% label noise; from `change` on, `noise_after` noise and, with
+    `flip_after`, the opposite concept."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 10, size=(n, 2))
+    y = X.sum(axis=1) > 10
+    after = np.arange(n) >= change
+    y = np.where(after & flip_after, ~y, y)
+    y ^= rng.random(n) < np.where(after, noise_after, 0.05)
+    return [({"a": float(a), "b": float(b)}, bool(label)) for (a, b), label in zip(X, y)]
+
+
+def test_task_expert_stays_when_only_the_noise_rose():
+    """MoE-Task keeps a class's expert whose error rose for a reason a new expert cannot beat (more label noise);
+    replacing it at every drift, as DriftMoE-Data does, throws away what it knows."""
+    data = halfplane(12_000, change=4000, noise_after=0.3)
+    kept = DriftMoETask(device="cpu", seed=0)
+    run(kept, data)
+    assert kept.counts_["kept"] >= 1 and kept.counts_["background_takeovers"] == 0
+    assert len(kept.pool_) == 2 and kept.pool_.usage_.min() > 11_990  # neither expert was ever replaced
+    always = DriftMoETask(takeover_z=None, device="cpu", seed=0)
+    run(always, data)
+    assert always.counts_["drifts"] >= 1 and always.counts_["kept"] == 0
+
+
+def test_task_background_takes_over_after_a_real_concept_change():
+    data = halfplane(12_000, change=4000, flip_after=True)
+    model = DriftMoETask(device="cpu", seed=0)
+    run(model, data[:4000])
+    assert run(model, data[4000:8000]) > 0.6 and model.counts_["background_takeovers"] >= 1
+    assert run(model, data[8000:]) > 0.9
+    assert model.pool_.usage_.max() < 8000  # both class experts were replaced after the change
 
 
 def regimes(sequence, per_regime, seed=0, n_features=6):

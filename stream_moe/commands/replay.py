@@ -122,9 +122,9 @@ def format_report(r: dict) -> str:
     if r["adaptation"]:
         a = r["adaptation"]
         lines.append(
-            f"  adaptation: {a['drifts']} drifts ({a['background_takeovers']} background takeovers), {a['warnings']} "
-            f"warnings, {a['expansions']} expansions, {a['prunes']} prunes; experts {a['final_experts']} at the end, "
-            f"{a['max_experts']} at most"
+            f"  adaptation: {a['drifts']} drifts ({a['background_takeovers']} background takeovers, {a['kept']} more "
+            f"where the expert stayed), {a['warnings']} warnings, {a['expansions']} expansions, {a['prunes']} prunes; "
+            f"experts {a['final_experts']} at the end, {a['max_experts']} at most"
         )
     if r["expert_usage"]:
         lines.append(f"  instances learned per expert: {r['expert_usage']['learned']}")

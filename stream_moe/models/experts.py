@@ -83,6 +83,8 @@ class ExpertPool:
         self.monitors: list[ErrorMonitor | None] = []
         self.descriptors: list[InputDescriptor | None] = []
         self.subspaces: list[frozenset | None] = []
+        self.duels: list[np.ndarray | None] = []  # with a background, rows since it started that only
+        # [the background, the expert] got wrong
         self.usage_ = np.zeros(0, dtype=np.int64)
         self.batched = isinstance(prototype, FastHoeffdingTreeClassifier)
         self.coder = RowCoder(getattr(prototype, "nominal_attributes", None)) if self.batched else None
@@ -111,6 +113,7 @@ class ExpertPool:
         self.monitors.append(self._monitor())
         self.descriptors.append(self._descriptor())
         self.subspaces.append(None)  # drawn from the features of the first instance the expert learns
+        self.duels.append(None)
         self.staged.append([])
         self.usage_ = np.append(self.usage_, 0)
         return len(self.experts) - 1
@@ -122,6 +125,7 @@ class ExpertPool:
         background = self.backgrounds[e]
         self.experts[e] = background if background is not None else self.prototype.clone()
         self.backgrounds[e] = None
+        self.duels[e] = None
         self.monitors[e] = self._monitor()
         self.descriptors[e] = self._descriptor()
         self.subspaces[e] = None
@@ -130,7 +134,8 @@ class ExpertPool:
 
     def remove(self, e: int) -> None:
         """Drop expert `e`; the experts after it move down one index."""
-        for slots in (self.experts, self.backgrounds, self.monitors, self.descriptors, self.subspaces, self.staged):
+        for slots in (self.experts, self.backgrounds, self.duels, self.monitors, self.descriptors, self.subspaces,
+                      self.staged):
             del slots[e]
         self.usage_ = np.delete(self.usage_, e)
 
@@ -138,17 +143,19 @@ class ExpertPool:
         subspace = self.subspaces[e]
         return x if subspace is None else {k: v for k, v in x.items() if k in subspace}
 
-    def proba(self, xs, which: np.ndarray, classes) -> np.ndarray:
-        """Probabilities of `classes` given by experts `which[b]` for each row `b`: shape (B, K, C).
+    def proba(self, xs, which: np.ndarray, classes, backgrounds: bool = False) -> np.ndarray:
+        """Probabilities of `classes` given by experts `which[b]` (or, with `backgrounds`, by their background experts,
+        which must exist) for each row `b`: shape (B, K, C).
 
         An expert that knows nothing yet answers all zeros (not uniform), so that it never counts as right.
         """
         index = {c: i for i, c in enumerate(classes)}
         out = np.zeros((len(xs), which.shape[1], len(classes)))
+        experts = self.backgrounds if backgrounds else self.experts
         if self.batched:
-            self._proba_batched(xs, which, index, out)
+            self._proba_batched(xs, which, index, out, experts)
             return out
-        experts, sub = self.experts, self.subspace is not None
+        sub = self.subspace is not None
         for b, x in enumerate(xs):
             row = out[b]
             for k, e in enumerate(which[b]):
@@ -172,11 +179,11 @@ class ExpertPool:
         pairs = [(j, index[c]) for j, c in enumerate(getattr(model, "classes_", ())) if c in index]
         return [j for j, _ in pairs], [i for _, i in pairs]
 
-    def _proba_batched(self, xs, which: np.ndarray, index: dict, out: np.ndarray) -> None:
+    def _proba_batched(self, xs, which: np.ndarray, index: dict, out: np.ndarray, experts: list) -> None:
         X = self.coder.transform_many(xs)
         for e in np.unique(which).tolist():
             rows, ks = np.nonzero(which == e)
-            model = self.experts[e]
+            model = experts[e]
             proba = model.predict_proba_many(self._rows(e, X[rows]))
             mine, theirs = self._columns(model, index)
             out[rows[:, None], ks[:, None], theirs] = proba[:, mine]
@@ -294,6 +301,29 @@ class ExpertPool:
         """A warning: expert `e` learns what was staged for it, then a background expert starts learning beside it."""
         self.flush(e)
         self.backgrounds[e] = self.prototype.clone()
+        self.duels[e] = np.zeros(2, dtype=np.int64)
+
+    def duel(self, e: int, expert_error: bool, background_error: bool) -> None:
+        """Count one row's answers of expert `e` and of its background expert (both answered before learning it)."""
+        if expert_error != background_error:
+            self.duels[e][int(expert_error)] += 1
+
+    def background_better(self, e: int, z: float = 0.0) -> bool:
+        """Whether expert `e`'s background expert beat it on the rows they both answered: of the rows exactly one of
+        them got wrong, the expert's share exceeds half by more than `z` standard errors (McNemar's test, one-sided).
+
+        >>> pool = ExpertPool(default_expert())
+        >>> e = pool.add(); pool.start_background(e)
+        >>> for _ in range(12): pool.duel(e, expert_error=True, background_error=False)
+        >>> for _ in range(4): pool.duel(e, expert_error=False, background_error=True)
+        >>> pool.background_better(e, z=1.0), pool.background_better(e, z=2.5)
+        (True, False)
+        """
+        duel = self.duels[e]
+        if duel is None:
+            return False
+        background_alone_wrong, expert_alone_wrong = duel.tolist()
+        return expert_alone_wrong - background_alone_wrong > z * (expert_alone_wrong + background_alone_wrong) ** 0.5
 
     def novelty(self, z: np.ndarray, frame: Frame) -> np.ndarray:
         """z-scored novelty of each row (router inputs encoded in `frame`) for each expert's descriptor, shape (B, E);

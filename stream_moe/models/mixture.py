@@ -114,7 +114,7 @@ class Mixture(base.Classifier, abc.ABC):
         """The adaptation record: instances learned, what happened when, counts, and pool sizes over time."""
         self.n_learned_ = 0
         self.events_: list[tuple[int, str, int]] = []
-        self.counts_ = dict.fromkeys(("warnings", "drifts", "background_takeovers", "expansions", "prunes"), 0)
+        self.counts_ = dict.fromkeys(("warnings", "drifts", "background_takeovers", "kept", "expansions", "prunes"), 0)
         self.pool_sizes_ = [(0, len(self.pool_))]
 
     def _log(self, counter: str, expert: int) -> None:
@@ -129,8 +129,14 @@ class Mixture(base.Classifier, abc.ABC):
         if state == WARNING:
             self._log("warnings", e)
         elif state == DRIFT:
+            if self._keeps(e):
+                return False
             self._drifted(e)
             return True
+        return False
+
+    def _keeps(self, e: int) -> bool:
+        """Hook: whether expert e stays in its slot although its monitor signalled a drift (default: never)."""
         return False
 
     def _drifted(self, e: int) -> None:

@@ -122,8 +122,10 @@ def format_report(r: dict) -> str:
     if r["adaptation"]:
         a = r["adaptation"]
         lines.append(
-            f"  adaptation: {a['drifts']} drifts ({a['background_takeovers']} background takeovers, {a['kept']} more "
-            f"where the expert stayed), {a['warnings']} warnings, {a['expansions']} expansions, {a['prunes']} prunes; "
+            f"  adaptation: {a['drifts']} drifts replaced an expert "
+            f"({a['background_takeovers']} by its background expert)"
+            + (f", {a['kept']} left it in place (its background expert was not better)" if a["kept"] else "")
+            + f", {a['warnings']} warnings, {a['expansions']} expansions, {a['prunes']} prunes; "
             f"experts {a['final_experts']} at the end, {a['max_experts']} at most"
         )
     if r["expert_usage"]:

@@ -83,8 +83,8 @@ class ExpertPool:
         self.monitors: list[ErrorMonitor | None] = []
         self.descriptors: list[InputDescriptor | None] = []
         self.subspaces: list[frozenset | None] = []
-        self.duels: list[np.ndarray | None] = []  # with a background, rows since it started that only
-        # [the background, the expert] got wrong
+        # per expert with a background: of the rows since it started, how many only [background, expert] got wrong
+        self.duels: list[np.ndarray | None] = []
         self.usage_ = np.zeros(0, dtype=np.int64)
         self.batched = isinstance(prototype, FastHoeffdingTreeClassifier)
         self.coder = RowCoder(getattr(prototype, "nominal_attributes", None)) if self.batched else None

@@ -338,12 +338,17 @@ class FastHoeffdingTreeClassifier(base.Classifier):
             out, done, due = kernels.predict_learn(
                 X[start:], leaves, detour, ci[start:], w[start:], self.last_attempt_, self.grace_period, self.depth_,
                 -1 if self.max_depth is None else self.max_depth, self.kind_, self.feature_, self.threshold_,
-                self.left_, self.right_, *self._arrays())
+                self.left_, self.right_, *self._arrays(), self._split_settings())
             proba[start : start + done] = out[:done]
             start += done
             if due >= 0:
                 self._attempt(due)
         return proba
+
+    def _split_settings(self) -> tuple:
+        """What the compiled loop needs to make the split attempts that leave a leaf as it is (see `_keeps_leaf`)."""
+        return (_CRITERIA[self.split_criterion], self.min_branch_fraction, self.max_share_to_split, self.delta,
+                self.tau, self.n_features_, bool(self.cat_.size))
 
     def _attempt(self, leaf: int) -> None:
         """A leaf is due: deactivate it at the maximum depth, else attempt to split it (river's order)."""

@@ -136,15 +136,18 @@ def predict(X, leaves, stats, known, slot, mc_correct, nb_correct, obs, cat, nom
 
 @jit
 def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, max_depth, kind, feature, threshold,
-                  left, right, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold):
+                  left, right, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold,
+                  split):
     """Test-then-train row by row: each row's probabilities from its leaf as the earlier rows left it, then (weight >
     0) the naive-Bayes-adaptive credits, the class weights and, at active leaves, the observers learn it.
 
     A row whose leaf is -1 is sorted when its turn comes (through the tree and the weights the earlier rows left);
-    the caller sorts the rows of trees with multiway nodes beforehand. Stops after the first row that leaves its (active) leaf due for a split attempt (`grace_period` weight since the
-    last one) or at `max_depth` (-1: none), not after a detour (as river), so that the caller attempts the split (or
-    deactivates the leaf) before the next row is sorted: returns the probabilities, how many rows were handled, and
-    the due leaf (-1 if none)."""
+    the caller sorts the rows of trees with multiway nodes beforehand. A row that leaves its (active) leaf due for a
+    split attempt (`grace_period` weight since the last one), not after a detour (as river), has the attempt made
+    here when it ends with the leaf as it is (`_keeps_leaf`, given `split` = (criterion, min_branch_fraction,
+    max_share_to_split, delta, tau, n_features, whether the tree has nominal observers)); otherwise, and at
+    `max_depth` (-1: none), the loop stops after that row so that the caller splits (or deactivates) the leaf before
+    the next row is sorted: returns the probabilities, how many rows were handled, and the due leaf (-1 if none)."""
     n_classes = stats.shape[1]
     out = np.zeros((X.shape[0], n_classes))
     votes = np.empty(n_classes)
@@ -198,10 +201,38 @@ def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, m
             obs[1, s, f, c] = mean
             obs[3, s, f, c] = min(obs[3, s, f, c], v)
             obs[4, s, f, c] = max(obs[4, s, f, c], v)
-        if not detour[b] and (stats[leaf].sum() - last_attempt[leaf] >= grace_period
-                              or 0 <= max_depth <= depth[leaf]):
+        if detour[b]:
+            continue
+        if 0 <= max_depth <= depth[leaf]:
             return out, b + 1, leaf
+        total = stats[leaf].sum()
+        if total - last_attempt[leaf] >= grace_period:
+            if not _keeps_leaf(stats[leaf], known[leaf], obs, s, nominal, split):
+                return out, b + 1, leaf
+            last_attempt[leaf] = total
     return out, X.shape[0], -1
+
+
+@jit
+def _keeps_leaf(pre, known, obs, s, nominal, split):
+    """Whether a split attempt at a leaf with class weights `pre` and observer slot s ends with the leaf as it is:
+    fewer than two classes seen, or numeric candidates only and no split decided (`FastHoeffdingTreeClassifier.
+    _attempt_split`'s outcomes that change nothing). False: the caller makes the attempt (it splits, deactivates the
+    leaf, or needs the nominal observers)."""
+    criterion, min_branch_fraction, max_share, delta, tau, n_features, has_nominal = split
+    total = pre.sum()
+    n_seen = 0
+    top = 0.0
+    for c in range(pre.shape[0]):
+        n_seen += pre[c] != 0
+        top = max(top, pre[c])
+    if n_seen < 2:
+        return True
+    if has_nominal or top / total > max_share:
+        return False
+    numeric = numeric_candidates(obs, s, int(n_features), pre, nominal, int(criterion), min_branch_fraction)
+    should, _, _ = decide(numeric[0], numeric[-1], total, known.sum(), int(criterion), delta, tau)
+    return not should
 
 
 @jit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def resolve_device(device: str) -> torch.device:
@@ -89,8 +90,8 @@ class Router:
             h = torch.from_numpy(self._fit_width(z)).to(self.device)
             *hidden, last = self.layers  # (slicing a ModuleList builds a new one: slow at this scale)
             for layer in hidden:
-                h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
-            return torch.addmm(last.bias, h, last.weight.t()).cpu().numpy()
+                h = F.linear(h, layer.weight, layer.bias).relu_()
+            return F.linear(h, last.weight, last.bias).cpu().numpy()
 
     def _fit_width(self, z: np.ndarray) -> np.ndarray:
         """Pad inputs encoded before the input layer grew; growth never shrinks, so wider input is a caller bug."""
@@ -123,19 +124,19 @@ class Router:
         router's generator. Both passes are written by hand: on matrices this small autograd's recording and replay
         cost more than the arithmetic (an update took about a third less time on this CPU; tests hold the gradients
         to autograd's)."""
-        inputs, keeps = [], []  # each layer's input; each hidden layer's dropout (kept units scaled by 1 / (1 - p))
+        inputs = []  # each layer's input (a hidden layer's output after ReLU and dropout)
+        scale = 1.0 / (1.0 - self.dropout)  # of the units dropout keeps
         h = z
         layers = list(self.layers)
         for layer in layers[:-1]:
             inputs.append(h)
-            h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
+            h = F.linear(h, layer.weight, layer.bias).relu_()
             if self.dropout > 0:
                 keep = torch.rand(h.shape, generator=self._dropout_gen, device=h.device).ge_(self.dropout)
-                keeps.append(keep.mul_(1.0 / (1.0 - self.dropout)))
-                h = h * keeps[-1]
+                h = h.mul_(keep.mul_(scale))
         inputs.append(h)
         last = layers[-1]
-        logits = torch.addmm(last.bias, h, last.weight.t())
+        logits = F.linear(h, last.weight, last.bias)
         rows, n_out = logits.shape
         d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
         if self.balance_weight > 0 and n_out > 1:
@@ -151,10 +152,10 @@ class Router:
             layer = layers[i]
             layer.weight.grad = d.t() @ inputs[i]
             layer.bias.grad = d.sum(dim=0)
-            if i:  # back through the hidden layer's dropout and ReLU (a unit that passed is > 0)
-                d = d @ layer.weight
-                d = d * keeps[i - 1] if self.dropout > 0 else d
-                d = d.mul_(inputs[i] > 0)
+            if i:  # back through dropout and ReLU: a unit passed (input > 0, sign 1) with the kept units' scale
+                d = (d @ layer.weight).mul_(inputs[i].sign())
+                if self.dropout > 0:
+                    d = d.mul_(scale)
 
     # ---- growth -------------------------------------------------------------------------------------------------
 

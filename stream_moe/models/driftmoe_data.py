@@ -282,7 +282,7 @@ class DriftMoEData(Mixture):
 
         pool, classes = self.pool_, self.classes_
         X = pool.code(xs)
-        weights = [pool.bag(e, xs, learns[:, e]) for e in range(n_pool)]
+        weights = pool.bag(xs, learns)
         proba = np.zeros((n_rows, n_pool, len(classes)))
         background: dict[int, tuple[int, np.ndarray]] = {}  # expert -> (first row, its background's answers from it)
         for e in range(n_pool):

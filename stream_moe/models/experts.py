@@ -193,21 +193,24 @@ class ExpertPool:
         self.coder.learn_many(xs)
         return self.coder.transform_many(xs)
 
-    def bag(self, e: int, xs, learn: np.ndarray) -> np.ndarray:
-        """Weights with which expert `e` learns the rows of a batch: 0 where `learn` is False, else its online-bagging
-        weight (Poisson(lambda); 1 without bagging). Counts the rows in `usage_`; draws the expert's feature subspace
-        from its first row when it has none."""
-        first = np.flatnonzero(learn)
-        if len(first):
-            self.draw_subspace(e, xs[first[0]])
-        self.usage_[e] += len(first)
-        draws = self.rng.poisson(self.bagging_lambda, len(learn)) if self.bagging_lambda > 0 else np.ones(len(learn))
-        return np.where(learn, draws, 0.0)
+    def bag(self, xs, learns: np.ndarray) -> np.ndarray:
+        """Weights (E, B) with which each expert learns the rows of a batch: 0 where `learns` (B, E) is False, else its
+        online-bagging weight (Poisson(lambda); 1 without bagging). Counts the rows in `usage_`; draws an expert's
+        feature subspace from the first row it learns when it has none."""
+        if self.subspace is not None:
+            for e in np.flatnonzero(learns.any(axis=0)).tolist():
+                self.draw_subspace(e, xs[int(learns[:, e].argmax())])
+        self.usage_ += learns.sum(axis=0)
+        shape = learns.T.shape
+        draws = self.rng.poisson(self.bagging_lambda, shape) if self.bagging_lambda > 0 else np.ones(shape)
+        return np.where(learns.T, draws, 0.0)
 
     def answer_learn(self, model, e: int, X: np.ndarray, ys, w: np.ndarray, classes) -> np.ndarray:
         """Batched pools: `model` (expert `e` or its background expert) answers the coded rows `X` test-then-train,
         learning each row of weight > 0 right after answering it; probabilities of `classes`, shape (B, C)."""
         proba = model.predict_learn_many(self._rows(e, X), ys, w, nominal=self.coder.nominal)
+        if model.classes_ == classes:  # the usual case: the expert has seen every class, in the mixture's order
+            return proba
         out = np.zeros((len(X), len(classes)))
         mine, theirs = self._columns(model, {c: i for i, c in enumerate(classes)})
         out[:, theirs] = proba[:, mine]

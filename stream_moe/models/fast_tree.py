@@ -321,11 +321,14 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         if not hasattr(self, "kind_"):
             self._init_state()
         X = np.asarray(X, dtype=float)
-        w = np.ones(len(X)) if w is None else np.asarray(w, dtype=float)
-        w = np.where([label is not None for label in y], w, 0.0)
+        w = np.ones(len(X)) if w is None else np.array(w, dtype=float)
+        weighted = np.flatnonzero(w > 0).tolist()
+        rows = [i for i in weighted if y[i] is not None]
+        if len(rows) < len(weighted):
+            w[[i for i in weighted if y[i] is None]] = 0.0
         learn = w > 0
         ci = np.zeros(len(X), dtype=np.int64)
-        ci[learn] = self._register([label for label, k in zip(y, learn) if k])
+        ci[rows] = self._register([y[i] for i in rows])
         self._see_columns(X, nominal)
         X = self._width(X)
         proba = np.zeros((len(X), len(self.classes_)))

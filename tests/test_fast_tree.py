@@ -10,7 +10,7 @@ import pytest
 from river import tree
 from river.datasets import synth
 
-from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier
+from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier, predict_learn_trees
 from stream_moe.models.rows import RowCoder
 
 PARAMS = dict(grace_period=30, delta=1e-3)
@@ -172,6 +172,36 @@ def test_a_batch_is_row_by_row_test_then_train_whatever_its_size(nominal, missin
     for name in ("kind_", "feature_", "threshold_", "left_", "right_", "stats_"):
         np.testing.assert_array_equal(getattr(batched, name)[:n], getattr(one, name)[:n])
     np.testing.assert_array_equal(answers_batched, answers_one)
+
+
+def test_trees_learned_together_are_the_trees_learned_alone():
+    """More trees than one compiled call takes, of every leaf prediction and split kind, each with its own weights
+    and hidden columns, some rows unlabelled: one pass for all gives each tree's own answers and splits."""
+    data = random_stream(9, 1500, nominal=True, missing=0.05)
+    coder, X, y = coded(data)
+    y = [None if i % 11 == 0 else label for i, label in enumerate(y)]
+    settings = [dict(grace_period=20 + 5 * (t % 4), leaf_prediction=("mc", "nb", "nba")[t % 3],
+                     binary_split=t % 2 == 0, max_depth=None if t % 5 else 3, delta=1e-3) for t in range(21)]
+    rng = np.random.default_rng(0)
+    hidden = rng.random((len(settings), X.shape[1])) < 0.2
+    together = [FastHoeffdingTreeClassifier(**p) for p in settings]
+    alone = [FastHoeffdingTreeClassifier(**p) for p in settings]
+    for i in range(0, len(X), 32):
+        rows = np.repeat(X[None, i : i + 32], len(settings), axis=0)
+        rows[np.broadcast_to(hidden[:, None], rows.shape)] = np.nan
+        weights = rng.poisson(1.0, (len(settings), len(rows[0])))
+        answers = predict_learn_trees(together, rows, y[i : i + 32], weights, nominal=coder.nominal)
+        for t, tree in enumerate(alone):
+            expected = tree.predict_learn_many(rows[t], y[i : i + 32], weights[t], nominal=coder.nominal)
+            np.testing.assert_array_equal(answers[t], expected)
+    assert sum(tree.branches_ != {} for tree in together) >= 3, "multiway nominal splits were expected"
+    assert min(tree.n_leaves for tree in together) >= 2
+    for mine, theirs in zip(together, alone):
+        n = theirs.n_nodes_
+        assert mine.n_nodes_ == n and mine.branches_ == theirs.branches_
+        for name in ("kind_", "feature_", "threshold_", "stats_", "mc_correct_", "nb_correct_", "obs_"):
+            np.testing.assert_array_equal(getattr(mine, name)[:n] if name != "obs_" else mine.obs_,
+                                          getattr(theirs, name)[:n] if name != "obs_" else theirs.obs_)
 
 
 def test_memory_limit_keeps_observers_of_the_most_promising_leaves():

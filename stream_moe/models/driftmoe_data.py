@@ -283,12 +283,13 @@ class DriftMoEData(Mixture):
         pool, classes = self.pool_, self.classes_
         X = pool.code(xs)
         weights = pool.bag(xs, learns)
-        proba = np.zeros((n_rows, n_pool, len(classes)))
-        background: dict[int, tuple[int, np.ndarray]] = {}  # expert -> (first row, its background's answers from it)
-        for e in range(n_pool):
-            proba[:, e] = pool.answer_learn(pool.experts[e], e, X, ys, weights[e], classes)
-            if pool.backgrounds[e] is not None:
-                background[e] = (0, pool.answer_learn(pool.backgrounds[e], e, X, ys, weights[e], classes))
+        behind = [e for e in range(n_pool) if pool.backgrounds[e] is not None]
+        slots = list(range(n_pool)) + behind  # every expert, then the background experts, in one pass
+        answers = pool.answer_learn(pool.experts + [pool.backgrounds[e] for e in behind], slots, X, ys, weights[slots],
+                                    classes)
+        proba = np.stack(answers[:n_pool], axis=1)  # (B, E, C)
+        # expert -> (first row, its background's answers from it)
+        background: dict[int, tuple[int, np.ndarray]] = {e: (0, a) for e, a in zip(behind, answers[n_pool:])}
 
         right = np.zeros((n, n_pool), dtype=bool)
         if n:
@@ -317,8 +318,8 @@ class DriftMoEData(Mixture):
                 if state == WARNING:
                     pool.start_background(e)
                     self._log("warnings", e)
-                    background[e] = (rows[at] + 1, pool.answer_learn(pool.backgrounds[e], e, X[after], ys_after,
-                                                                     weights[e][after], classes))
+                    background[e] = (rows[at] + 1, pool.answer_learn([pool.backgrounds[e]], [e], X[after], ys_after,
+                                                                     weights[e, after][None], classes)[0])
                     continue
                 took_over = background.pop(e, None)
                 self._drifted(e)
@@ -328,8 +329,8 @@ class DriftMoEData(Mixture):
                     continue
                 if took_over is None:  # a fresh expert: it answers and learns the rest of the batch
                     pool.draw_subspace(e, xs[after[0]])
-                    proba[after, e] = pool.answer_learn(pool.experts[e], e, X[after], ys_after, weights[e][after],
-                                                        classes)
+                    proba[after, e] = pool.answer_learn([pool.experts[e]], [e], X[after], ys_after,
+                                                        weights[e, after][None], classes)[0]
                 else:
                     first, answers = took_over
                     proba[after, e] = answers[after[0] - first :]

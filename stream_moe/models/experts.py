@@ -17,7 +17,7 @@ from river import base, tree
 from stream_moe.models.descriptors import InputDescriptor
 from stream_moe.models.features import Frame
 from stream_moe.models.detectors import DRIFT, WARNING, ErrorMonitor, make_detector
-from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier
+from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier, predict_learn_trees
 from stream_moe.models.rows import RowCoder
 
 EXPERT_KINDS = ("river", "fast")
@@ -205,13 +205,20 @@ class ExpertPool:
         draws = self.rng.poisson(self.bagging_lambda, shape) if self.bagging_lambda > 0 else np.ones(shape)
         return np.where(learns.T, draws, 0.0)
 
-    def answer_learn(self, model, e: int, X: np.ndarray, ys, w: np.ndarray, classes) -> np.ndarray:
-        """Batched pools: `model` (expert `e` or its background expert) answers the coded rows `X` test-then-train,
-        learning each row of weight > 0 right after answering it; probabilities of `classes`, shape (B, C)."""
-        proba = model.predict_learn_many(self._rows(e, X), ys, w, nominal=self.coder.nominal)
+    def answer_learn(self, models: list, es: list[int], X: np.ndarray, ys, weights: np.ndarray,
+                     classes) -> list[np.ndarray]:
+        """Batched pools: each of `models` (expert `es[i]` or its background expert) answers the coded rows `X`
+        test-then-train, learning each row whose weight (row i of `weights`) is > 0 right after answering it, all in
+        one compiled pass (`predict_learn_trees`); per model the probabilities of `classes`, shape (B, C)."""
+        rows = np.stack([self._rows(e, X) for e in es])
+        answers = predict_learn_trees(models, rows, ys, weights, nominal=self.coder.nominal)
+        return [self._in_order(model, proba, classes) for model, proba in zip(models, answers)]
+
+    def _in_order(self, model, proba: np.ndarray, classes) -> np.ndarray:
+        """A batched expert's probabilities (B, its classes) as columns of `classes`."""
         if model.classes_ == classes:  # the usual case: the expert has seen every class, in the mixture's order
             return proba
-        out = np.zeros((len(X), len(classes)))
+        out = np.zeros((len(proba), len(classes)))
         mine, theirs = self._columns(model, {c: i for i, c in enumerate(classes)})
         out[:, theirs] = proba[:, mine]
         return out

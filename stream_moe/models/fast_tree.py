@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 from river import base
@@ -318,40 +319,34 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     def predict_learn_many(self, X: np.ndarray, y, w=None, nominal=None) -> np.ndarray:
         """Test-then-train over coded rows, in order: each row's probabilities (as `predict_proba_many`), then the row
         is learned if its weight is > 0 (rows with weight 0, or label None, are only predicted)."""
+        return predict_learn_trees([self], np.asarray(X, dtype=float)[None], y, [w], nominal)[0]
+
+    def _prepare(self, X: np.ndarray, y, w: np.ndarray, nominal, codes: dict) -> np.ndarray:
+        """Before a test-then-train pass over rows `X` with labels `y` and weights `w`: register new features, and new
+        classes in the order of the rows learned; the class index of each row learned. `codes` caches the indices
+        of the labels for a list of classes (the trees of a pool mostly share theirs)."""
         if not hasattr(self, "kind_"):
             self._init_state()
-        X = np.asarray(X, dtype=float)
-        w = np.ones(len(X)) if w is None else np.array(w, dtype=float)
-        weighted = np.flatnonzero(w > 0).tolist()
-        rows = [i for i in weighted if y[i] is not None]
-        if len(rows) < len(weighted):
-            w[[i for i in weighted if y[i] is None]] = 0.0
-        learn = w > 0
-        ci = np.zeros(len(X), dtype=np.int64)
-        ci[rows] = self._register([y[i] for i in rows])
         self._see_columns(X, nominal)
-        X = self._width(X)
-        proba = np.zeros((len(X), len(self.classes_)))
-        start = 0
-        while start < len(X):  # up to the next row that makes a leaf due for a split attempt, then attempt it
-            if self.branches_:
-                leaves, detour = self._leaves(X[start:], grow=learn[start:])
-            else:  # sorted by the compiled loop, each row when its turn comes
-                leaves, detour = np.full(len(X) - start, -1), np.zeros(len(X) - start, dtype=bool)
-            out, done, due = kernels.predict_learn(
-                X[start:], leaves, detour, ci[start:], w[start:], self.last_attempt_, self.grace_period, self.depth_,
-                -1 if self.max_depth is None else self.max_depth, self.kind_, self.feature_, self.threshold_,
-                self.left_, self.right_, *self._arrays(), self._split_settings())
-            proba[start : start + done] = out[:done]
-            start += done
-            if due >= 0:
-                self._attempt(due)
-        return proba
+        key = tuple(self.classes_)
+        if key not in codes:
+            index = self._class_index
+            ci = np.array([index.get(label, -1) for label in y], dtype=np.int64)
+            codes[key] = ci, bool((ci < 0).any())
+        ci, unknown = codes[key]
+        if unknown and (ci[w > 0] < 0).any():  # a class new to this tree among its rows
+            rows = np.flatnonzero(w > 0).tolist()
+            ci = np.zeros(len(y), dtype=np.int64)
+            ci[rows] = self._register([y[i] for i in rows])
+        return ci
 
-    def _split_settings(self) -> tuple:
-        """What the compiled loop needs to make the split attempts that leave a leaf as it is (see `_keeps_leaf`)."""
-        return (_CRITERIA[self.split_criterion], self.min_branch_fraction, self.max_share_to_split, self.delta,
-                self.tau, self.n_features_, bool(self.cat_.size))
+    def _settings(self) -> tuple[tuple, tuple, bool]:
+        """The settings `kernels.predict_learn_trees` reads, as (floats, ints, has nominal observers)."""
+        return ((self.grace_period, self.nb_threshold, self.min_branch_fraction, self.max_share_to_split, self.delta,
+                 self.tau),
+                (-1 if self.max_depth is None else self.max_depth, _MODES[self.leaf_prediction],
+                 _CRITERIA[self.split_criterion], self.n_features_),
+                bool(self.cat_.size))
 
     def _attempt(self, leaf: int) -> None:
         """A leaf is due: deactivate it at the maximum depth, else attempt to split it (river's order)."""
@@ -463,3 +458,62 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         for node in order[cutoff:].tolist():
             if self.slot_[node] < 0 and (self.max_depth is None or self.depth_[node] < self.max_depth):
                 self._activate(node)
+
+
+# the arrays of a tree that `kernels.predict_learn_trees` reads and updates, in its argument order
+_kernel_arrays = operator.attrgetter("kind_", "feature_", "threshold_", "left_", "right_", "depth_", "last_attempt_",
+                                     "stats_", "known_", "slot_", "mc_correct_", "nb_correct_", "obs_", "cat_",
+                                     "nominal_")
+
+
+def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray, y, weights,
+                        nominal=None) -> list[np.ndarray]:
+    """Test-then-train of several trees over the same labelled rows: exactly `trees[t].predict_learn_many(X[t], y,
+    weights[t], nominal)` for every t (`X` (T, B, F): each tree's coded rows; a weight None is all ones), with one
+    compiled call for every `TREES_PER_CALL` trees, and one more round for the trees that stopped at a due leaf (its
+    split attempt runs in between), instead of a call per tree and split attempt.
+
+    >>> from river.datasets import synth
+    >>> data = list(synth.SEA(seed=1).take(64))
+    >>> coder = RowCoder()
+    >>> coder.learn_many([x for x, _ in data])
+    >>> X, y = coder.transform_many([x for x, _ in data]), [label for _, label in data]
+    >>> together = [FastHoeffdingTreeClassifier(grace_period=20), FastHoeffdingTreeClassifier(grace_period=30)]
+    >>> alone = [tree.clone() for tree in together]
+    >>> weights = [None, np.arange(64) % 2]
+    >>> answers = predict_learn_trees(together, np.stack([X, X]), y, weights)
+    >>> all(np.array_equal(a, tree.predict_learn_many(X, y, w)) for a, tree, w in zip(answers, alone, weights))
+    True
+    """
+    if not trees:
+        return []
+    X = np.ascontiguousarray(X, dtype=float)
+    n_trees, n_rows = len(trees), X.shape[1]
+    w = np.array([np.ones(n_rows) if weight is None else weight for weight in weights], dtype=float)
+    w[:, [i for i, label in enumerate(y) if label is None]] = 0.0
+    codes: dict = {}
+    ci = np.array([tree._prepare(X[t], y, w[t], nominal, codes) for t, tree in enumerate(trees)]).reshape(n_trees, -1)
+    width = max(X.shape[2], max(tree.n_features_ for tree in trees))  # rows coded before a feature a tree knows
+    rows = X if width == X.shape[2] else np.pad(X, ((0, 0), (0, 0), (0, width - X.shape[2])), constant_values=np.nan)
+    floats, ints, has_nominal = (np.array(column, dtype=dtype) for column, dtype in
+                                 zip(zip(*(tree._settings() for tree in trees)), (float, np.int64, bool)))
+    out = np.zeros((n_trees, n_rows, max(len(tree.classes_) for tree in trees)))
+    start = np.zeros(n_trees, dtype=np.int64)
+    leaves, detour = np.full((n_trees, n_rows), -1), np.zeros((n_trees, n_rows), dtype=bool)
+    todo = list(range(n_trees))
+    while todo:  # a round: every tree up to its next due leaf (or the end), then the due leaves' split attempts
+        for t in todo:  # trees with multiway nodes sort their rows up front (see the class docstring)
+            if trees[t].branches_:
+                s = start[t]
+                leaves[t, s:], detour[t, s:] = trees[t]._leaves(rows[t, s:], grow=w[t, s:] > 0)
+        for first in range(0, len(todo), kernels.TREES_PER_CALL):
+            ids = todo[first : first + kernels.TREES_PER_CALL]
+            padded = ids + ids[:1] * (kernels.TREES_PER_CALL - len(ids))
+            arrays = list(zip(*(_kernel_arrays(trees[t]) for t in padded)))
+            due = kernels.predict_learn_trees(np.array(ids), rows, start, ci, w, leaves, detour, out, floats, ints,
+                                              has_nominal, *arrays)
+            for t, leaf in zip(ids, due.tolist()):
+                if leaf >= 0:
+                    trees[t]._attempt(leaf)
+        todo = [t for t in todo if start[t] < n_rows]
+    return [out[t, :, : len(tree.classes_)] for t, tree in enumerate(trees)]

@@ -213,6 +213,35 @@ def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, m
     return out, X.shape[0], -1
 
 
+TREES_PER_CALL = 16  # trees handled by one `predict_learn_trees` call (fixed, so that it compiles once)
+
+
+@jit
+def predict_learn_trees(ids, X, start, ci, w, leaves, detour, out, floats, ints, has_nominal, kind, feature, threshold,
+                        left, right, depth, last_attempt, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal):
+    """`predict_learn` for up to `TREES_PER_CALL` trees in one call: tree `ids[p]` (a row of the per-tree inputs:
+    rows `X`, first row `start`, class indices `ci`, weights `w`, pre-sorted `leaves` and `detour`, answers `out`,
+    settings) has its arrays at position p of the tuples `kind` ... `nominal`. Each tree runs from `start` until its
+    batch ends or a leaf is due (`predict_learn`'s stop); `start` moves on and the due leaves (-1: none) come back.
+
+    `floats` per tree: grace period, naive Bayes threshold, min branch fraction, max share to split, delta, tau;
+    `ints`: max depth (-1: none), leaf prediction mode, split criterion, number of features."""
+    due = np.full(ids.shape[0], -1)
+    for p in range(ids.shape[0]):
+        t = ids[p]
+        s0 = start[t]
+        if s0 >= X.shape[1]:
+            continue
+        split = (ints[t, 2], floats[t, 2], floats[t, 3], floats[t, 4], floats[t, 5], ints[t, 3], has_nominal[t])
+        proba, done, due[p] = predict_learn(
+            X[t, s0:], leaves[t, s0:], detour[t, s0:], ci[t, s0:], w[t, s0:], last_attempt[p], floats[t, 0],
+            depth[p], ints[t, 0], kind[p], feature[p], threshold[p], left[p], right[p], stats[p], known[p], slot[p],
+            mc_correct[p], nb_correct[p], obs[p], cat[p], nominal[p], ints[t, 1], floats[t, 1], split)
+        out[t, s0 : s0 + done, : proba.shape[1]] = proba[:done]
+        start[t] = s0 + done
+    return due
+
+
 @jit
 def _keeps_leaf(pre, known, obs, s, nominal, split):
     """Whether a split attempt at a leaf with class weights `pre` and observer slot s ends with the leaf as it is:

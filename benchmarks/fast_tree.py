@@ -2,11 +2,12 @@
 
     python benchmarks/fast_tree.py --n 20000
     python benchmarks/fast_tree.py --n 20000 --router-batch 256   # the router updated as in the paper
+    python benchmarks/fast_tree.py --n 20000 --top-k 0   # 6 of 12 experts learning, DriftMoE-Data's default
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
 For each stream: a single tree (river's, one instance at a time, vs the fast tree, test-then-train by batch) and
-DriftMoE-Data with its defaults (12 experts, top-3) with river vs fast experts, all prequential with batches of
-`--batch`; accuracy and instances/s, router included. Then a cProfile of DriftMoE-Data with fast experts on SEA_a (top
+DriftMoE-Data (12 experts, top-3 unless `--top-k` says otherwise, the rest its defaults) with river vs fast experts,
+all prequential with batches of `--batch`; accuracy and instances/s, router included. Then a cProfile of DriftMoE-Data with fast experts on SEA_a (top
 functions by own time). Prints the figures and writes them to `results/fast_tree.json`.
 """
 
@@ -107,11 +108,15 @@ def main(argv=None) -> None:
     parser.add_argument("--streams", default=",".join(STREAMS))
     parser.add_argument("--skip-mixture-river", action="store_true", help="DriftMoE with river experts is slow")
     parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
+    parser.add_argument("--top-k", type=int, default=3,
+                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, 6)")
     parser.add_argument("--rss", type=int, default=0, help="only measure the peak RSS of an N-instance SEA_a replay")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "fast_tree.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     params = {} if args.router_batch is None else {"router_batch": args.router_batch}
+    if args.top_k:
+        params["top_k"] = args.top_k
     warm = load("sea_a", 500)  # compiles the fast tree's loops (cached on disk afterwards) before anything is timed
     single_tree("fast", warm, args.batch)
     mixture("fast", warm, args.batch)
@@ -133,6 +138,8 @@ def main(argv=None) -> None:
         print(report["profile_sea_a"])
     if args.router_batch is not None and not args.rss:
         args.out = args.out.with_name(f"{args.out.stem}_rb{args.router_batch}.json")
+    if args.top_k != 3 and not args.rss:
+        args.out = args.out.with_name(f"{args.out.stem}_top{args.top_k or 'default'}.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
 

@@ -85,8 +85,10 @@ class FeatureEncoder:
                         row[col] = 1.0
         return out
 
-    def learn_many(self, xs) -> None:
-        """Add any new features/categories as columns, then update the running statistics."""
+    def learn_many(self, xs, raw: np.ndarray | None = None) -> None:
+        """Add any new features/categories as columns, then update the running statistics (from `raw`, the rows'
+        `_raw` values, when the caller has them and no column was added)."""
+        n_columns = self.n_columns
         for x in xs:
             for name, value in x.items():
                 if _is_number(value):
@@ -94,7 +96,9 @@ class FeatureEncoder:
                         self._numeric[name] = self._add_column(name, numeric=True)
                 elif value is not None and (name, value) not in self._nominal:
                     self._nominal[(name, value)] = self._add_column(f"{name}={value}", numeric=False)
-        raw = self._raw(xs)[:, self._scaled]
+        if raw is None or self.n_columns > n_columns:
+            raw = self._raw(xs)
+        raw = raw[:, self._scaled]
         n_b = (~np.isnan(raw)).sum(axis=0).astype(float)
         if not n_b.any():
             return
@@ -118,8 +122,30 @@ class FeatureEncoder:
 
     def transform_many(self, xs) -> np.ndarray:
         """Encode a batch into a float32 matrix of shape (len(xs), n_columns)."""
-        center, scale = self.frame()
-        z = (self._raw(xs) - center) / scale
+        return self._encode(self._raw(xs), self.frame())
+
+    def transform_learn_many(self, xs, learn: list[bool]) -> tuple[np.ndarray, Frame]:
+        """Test-then-train: encode a batch as `transform_many` does (returned with its frame), then learn the rows
+        `learn` marks, reading each row once where no new column appears.
+
+        >>> enc = FeatureEncoder()
+        >>> enc.learn_many([{"a": 1.0}, {"a": 3.0}])
+        >>> z, frame = enc.transform_learn_many([{"a": 3.0}, {"a": 5.0}], [True, False])
+        >>> [round(float(v), 3) for v in z[:, 0]]  # in the frame of the batch start: mean 2, std 1.414
+        [0.707, 2.121]
+        >>> round(float(enc.frame().center[0]), 3)  # then 3.0 was learned, 5.0 (unlabelled) was not
+        2.333
+        """
+        raw, frame = self._raw(xs), self.frame()
+        z = self._encode(raw, frame)
+        rows = [i for i, keep in enumerate(learn) if keep]
+        if rows:
+            self.learn_many([xs[i] for i in rows], raw[rows])
+        return z, frame
+
+    @staticmethod
+    def _encode(raw: np.ndarray, frame: Frame) -> np.ndarray:
+        z = (raw - frame.center) / frame.scale
         z[np.isnan(z)] = 0.0
         np.clip(z, -10.0, 10.0, out=z)  # one wild value must not blow up the router
         return z.astype(np.float32)

@@ -180,7 +180,8 @@ class Mixture(base.Classifier, abc.ABC):
 
     def predict_learn_many(self, xs, ys) -> list[tuple[dict, list[int]]]:
         xs, ys = list(xs), list(ys)
-        labelled = [x for x, y in zip(xs, ys) if y is not None]
+        learn = [y is not None for y in ys]
+        labelled = any(learn)
         if labelled:
             first = not hasattr(self, "encoder_")
             if first:
@@ -189,9 +190,9 @@ class Mixture(base.Classifier, abc.ABC):
                 self._class_index: dict = {}
         if not hasattr(self, "encoder_"):
             return [({}, []) for _ in xs]
-        z, frame = self.encoder_.transform_many(xs), self.encoder_.frame()  # the batch start's, as predict_one's
+        # encoded in the frame of the batch start, as predict_one's; then the labelled rows are learned
+        z, frame = self.encoder_.transform_learn_many(xs, learn)
         if labelled:
-            self.encoder_.learn_many(labelled)
             if first:
                 self._build()
             elif hasattr(self, "router_"):

@@ -27,8 +27,8 @@ class DriftMoEData(Mixture):
     Defaults are the best configuration measured (see the README): half the experts learn each instance, mixture
     prediction over them, router updates every 32 instances, ADWIN drift detection with background experts, online
     bagging with lambda 6, no self-expansion, and fast experts (river's Hoeffding tree in arrays and compiled loops: the
-    accuracy of river's trees, and the whole model runs about 4x as fast: 2.7x on Electricity, 20x on LED's 24
-    features; see the README). `PAPER` holds the parameters of the published model (top 3 learn, top-1 prediction,
+    accuracy of river's trees, and the whole model runs 5-8x as fast on SEA and RBF, 2.9x on Electricity, 32x on
+    LED's 24 features; see the README). `PAPER` holds the parameters of the published model (top 3 learn, top-1 prediction,
     router every 256 instances, no detection, no bagging, no exploration or balancing, river's trees):
     `DriftMoEData(**DriftMoEData.PAPER)`.
 

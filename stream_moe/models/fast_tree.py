@@ -37,11 +37,12 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     Batches: `predict_learn_many(X, y, w)`, `learn_many(X, y, w)` and `predict_proba_many(X)` take rows coded by a
     `RowCoder` (NaN: missing; nominal columns marked by `nominal`). `predict_proba_many` gives for each row exactly what
     `predict_proba_one` would. `predict_learn_many` is `predict_proba_one` then `learn_one` per row (`learn_many`
-    without the answer), exactly: the compiled loop handles rows in order until one makes its leaf due for a split
-    attempt, the attempt runs, and the rest of the batch is sorted through the tree as it is then. So a batch costs
-    one call per split attempt, and its answers do not depend on the batch size. One exception: in a tree with
-    multiway nominal nodes the rows are sorted up front, so a row with a missing value follows the branch that was
-    most travelled when the batch (or the rows after the last split attempt) started.
+    without the answer), exactly: the compiled loop handles rows in order; when one makes its leaf due for a split
+    attempt, the attempt runs (inside the loop when it leaves the leaf as it is; otherwise the loop stops, Python
+    splits or deactivates the leaf, and the loop goes on), and the rest of the batch is sorted through the tree as it
+    is then. So its answers do not depend on the batch size. One exception: in a tree with multiway nominal nodes the
+    rows are sorted up front, so a row with a missing value follows the branch that was most travelled when the batch
+    (or the rows after the last stop) started. `predict_learn_trees` does this for several trees in one call.
 
     Parameters
     ----------

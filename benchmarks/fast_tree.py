@@ -2,13 +2,14 @@
 
     python benchmarks/fast_tree.py --n 20000
     python benchmarks/fast_tree.py --n 20000 --router-batch 256   # the router updated as in the paper
-    python benchmarks/fast_tree.py --n 20000 --top-k 0   # 6 of 12 experts learning, DriftMoE-Data's default
+    python benchmarks/fast_tree.py --n 20000 --top-k 0   # half the 12 experts learning
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
 For each stream: a single tree (river's, one instance at a time, vs the fast tree, test-then-train by batch) and
-DriftMoE-Data (12 experts, top-3 unless `--top-k` says otherwise, the rest its defaults) with river vs fast experts,
-all prequential with batches of `--batch`; accuracy and instances/s, router included. Then a cProfile of DriftMoE-Data with fast experts on SEA_a (top
-functions by own time). Prints the figures and writes them to `results/fast_tree.json`.
+DriftMoE-Data in issue 4's configuration (12 experts, top-3 unless `--top-k` says otherwise, the rest its defaults)
+with river vs fast experts, all prequential with batches of `--batch`; accuracy and instances/s, router included.
+Then a cProfile of DriftMoE-Data with fast experts on SEA_a (top functions by own time). Prints the figures and
+writes them to `results/fast_tree.json`.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def single_tree(kind: str, data, batch: int) -> dict:
 
 
 def mixture(kind: str, data, batch: int, **params) -> dict:
-    model = DriftMoEData(experts=kind, device="cpu", seed=1, **params)
+    model = DriftMoEData(**{"n_experts": 12, "experts": kind, "device": "cpu", "seed": 1, **params})
     right, start = 0, time.perf_counter()
     for i in range(0, len(data), batch):
         xs, ys = [x for x, _ in data[i : i + batch]], [y for _, y in data[i : i + batch]]
@@ -88,7 +89,7 @@ def profile(data, batch: int, top: int = 15, **params) -> str:
 
 
 def peak_rss(n: int, batch: int) -> dict:
-    model = DriftMoEData(experts="fast", device="cpu", seed=1)
+    model = DriftMoEData(n_experts=12, top_k=3, experts="fast", device="cpu", seed=1)
     start = time.perf_counter()
     chunk = []
     for x, y in generate("sea_a", n=n, seed=1):
@@ -109,7 +110,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-mixture-river", action="store_true", help="DriftMoE with river experts is slow")
     parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
     parser.add_argument("--top-k", type=int, default=3,
-                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, 6)")
+                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, half the pool)")
     parser.add_argument("--rss", type=int, default=0, help="only measure the peak RSS of an N-instance SEA_a replay")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "fast_tree.json")
     args = parser.parse_args(argv)

@@ -261,16 +261,16 @@ class FastHoeffdingTreeClassifier(base.Classifier):
                 right = np.where(kind == NUMERIC, v > thr, v != thr)
             nxt = np.where(right, self.right_[at], self.left_[at])
             odd = np.flatnonzero(np.isnan(v) | (kind == NOMINAL_MULTIWAY))
-            for j in odd:
-                n, value = int(at[j]), v[j]
-                if np.isnan(value):
+            for j, n, value, row in zip(odd.tolist(), at[odd].tolist(), v[odd].tolist(), todo[odd].tolist()):
+                if math.isnan(value):
                     nxt[j] = self._most_common_child(n)
-                    detour[todo[j]] = True
+                    detour[row] = True
                     continue
                 child = self.branches_[n].get(int(value))
-                detour[todo[j]] |= child is None
-                if child is None and grow is not False and grow[todo[j]] and value >= 0:
-                    child = self.branches_[n][int(value)] = self._new_leaf(n, np.zeros(len(self.classes_)))
+                if child is None:
+                    detour[row] = True
+                    if grow is not False and grow[row] and value >= 0:
+                        child = self.branches_[n][int(value)] = self._new_leaf(n, np.zeros(len(self.classes_)))
                 nxt[j] = self._most_common_child(n) if child is None else child
             node[todo] = nxt
             todo = todo[self.kind_[nxt] != LEAF]

@@ -509,7 +509,7 @@ def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray,
                 leaves[t, s:], detour[t, s:] = trees[t]._leaves(rows[t, s:], grow=w[t, s:] > 0)
         for first in range(0, len(todo), kernels.TREES_PER_CALL):
             ids = todo[first : first + kernels.TREES_PER_CALL]
-            padded = ids + ids[:1] * (kernels.TREES_PER_CALL - len(ids))
+            padded = ids if len(ids) == 1 else ids + ids[:1] * (kernels.TREES_PER_CALL - len(ids))
             arrays = list(zip(*(_kernel_arrays(trees[t]) for t in padded)))
             due = kernels.predict_learn_trees(np.array(ids), rows, start, ci, w, leaves, detour, out, floats, ints,
                                               has_nominal, *arrays)

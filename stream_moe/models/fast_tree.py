@@ -346,7 +346,7 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         return ((self.grace_period, self.nb_threshold, self.min_branch_fraction, self.max_share_to_split, self.delta,
                  self.tau),
                 (-1 if self.max_depth is None else self.max_depth, _MODES[self.leaf_prediction],
-                 _CRITERIA[self.split_criterion], self.n_features_),
+                 _CRITERIA[self.split_criterion], self.n_features_, int(self.binary_split)),
                 bool(self.cat_.size))
 
     def _attempt(self, leaf: int) -> None:

@@ -145,7 +145,8 @@ def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, m
     the caller sorts the rows of trees with multiway nodes beforehand. A row that leaves its (active) leaf due for a
     split attempt (`grace_period` weight since the last one), not after a detour (as river), has the attempt made
     here when it ends with the leaf as it is (`_keeps_leaf`, given `split` = (criterion, min_branch_fraction,
-    max_share_to_split, delta, tau, n_features, whether the tree has nominal observers)); otherwise, and at
+    max_share_to_split, delta, tau, n_features, whether the tree has nominal observers, binary nominal splits));
+    otherwise, and at
     `max_depth` (-1: none), the loop stops after that row so that the caller splits (or deactivates) the leaf before
     the next row is sorted: returns the probabilities, how many rows were handled, and the due leaf (-1 if none)."""
     n_classes = stats.shape[1]
@@ -207,7 +208,7 @@ def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, m
             return out, b + 1, leaf
         total = stats[leaf].sum()
         if total - last_attempt[leaf] >= grace_period:
-            if not _keeps_leaf(stats[leaf], known[leaf], obs, s, nominal, split):
+            if not _keeps_leaf(stats[leaf], known[leaf], obs, cat, s, nominal, split):
                 return out, b + 1, leaf
             last_attempt[leaf] = total
     return out, X.shape[0], -1
@@ -227,14 +228,16 @@ def predict_learn_trees(ids, X, start, ci, w, leaves, detour, out, floats, ints,
     batch ends or a leaf is due (`predict_learn`'s stop); `start` moves on and the due leaves (-1: none) come back.
 
     `floats` per tree: grace period, naive Bayes threshold, min branch fraction, max share to split, delta, tau;
-    `ints`: max depth (-1: none), leaf prediction mode, split criterion, number of features."""
+    `ints`: max depth (-1: none), leaf prediction mode, split criterion, number of features, binary nominal
+    splits (0 or 1)."""
     due = np.full(ids.shape[0], -1)
     for p in range(ids.shape[0]):
         t = ids[p]
         s0 = start[t]
         if s0 >= X.shape[1]:
             continue
-        split = (ints[t, 2], floats[t, 2], floats[t, 3], floats[t, 4], floats[t, 5], ints[t, 3], has_nominal[t])
+        split = (ints[t, 2], floats[t, 2], floats[t, 3], floats[t, 4], floats[t, 5], ints[t, 3], has_nominal[t],
+                 ints[t, 4] != 0)
         proba, done, due[p] = predict_learn(
             X[t, s0:], leaves[t, s0:], detour[t, s0:], ci[t, s0:], w[t, s0:], last_attempt[p], floats[t, 0],
             depth[p], ints[t, 0], kind[p], feature[p], threshold[p], left[p], right[p], stats[p], known[p], slot[p],
@@ -245,12 +248,11 @@ def predict_learn_trees(ids, X, start, ci, w, leaves, detour, out, floats, ints,
 
 
 @jit
-def _keeps_leaf(pre, known, obs, s, nominal, split):
+def _keeps_leaf(pre, known, obs, cat, s, nominal, split):
     """Whether a split attempt at a leaf with class weights `pre` and observer slot s ends with the leaf as it is:
-    fewer than two classes seen, or numeric candidates only and no split decided (`FastHoeffdingTreeClassifier.
-    _attempt_split`'s outcomes that change nothing). False: the caller makes the attempt (it splits, deactivates the
-    leaf, or needs the nominal observers)."""
-    criterion, min_branch_fraction, max_share, delta, tau, n_features, has_nominal = split
+    fewer than two classes seen, or no split decided (`FastHoeffdingTreeClassifier._attempt_split`'s outcomes that
+    change nothing). False: the caller makes the attempt (it splits or deactivates the leaf)."""
+    criterion, min_branch_fraction, max_share, delta, tau, n_features, has_nominal, binary_split = split
     total = pre.sum()
     n_seen = 0
     top = 0.0
@@ -259,11 +261,50 @@ def _keeps_leaf(pre, known, obs, s, nominal, split):
         top = max(top, pre[c])
     if n_seen < 2:
         return True
-    if has_nominal or top / total > max_share:
+    if top / total > max_share:
         return False
     numeric = numeric_candidates(obs, s, int(n_features), pre, nominal, int(criterion), min_branch_fraction)
-    should, _, _ = decide(numeric[0], numeric[-1], total, known.sum(), int(criterion), delta, tau)
+    merits, seen = numeric[0], numeric[-1]
+    if has_nominal:
+        for f in range(int(n_features)):
+            if nominal[f] and cat[s, f].sum() > 0:
+                seen[f] = True
+                merits[f] = nominal_merit(cat, s, f, pre, binary_split, int(criterion), min_branch_fraction)
+    should, _, _ = decide(merits, seen, total, known.sum(), int(criterion), delta, tau)
     return not should
+
+
+@jit
+def nominal_merit(cat, s, f, pre, binary_split, criterion, min_branch_fraction):
+    """The best merit of a split on nominal feature f at slot s, candidates as `FastHoeffdingTreeClassifier.
+    _nominal_candidate` makes them: one branch per category seen (unless `binary_split`), and "equal / not equal" for
+    each category seen."""
+    n_classes = pre.shape[0]
+    values = np.zeros(cat.shape[2], dtype=np.int64)
+    n_values = 0
+    total = np.zeros(n_classes)
+    for v in range(cat.shape[2]):
+        weight = 0.0
+        for c in range(n_classes):
+            weight += cat[s, f, v, c]
+            total[c] += cat[s, f, v, c]
+        if weight > 0:
+            values[n_values] = v
+            n_values += 1
+    best = -np.inf
+    if n_values == 0:
+        return best
+    if not binary_split:
+        post = np.empty((n_values, n_classes))
+        for k in range(n_values):
+            post[k] = cat[s, f, values[k], :n_classes]
+        best = merit(pre, post, criterion, min_branch_fraction)
+    post = np.empty((2, n_classes))
+    for k in range(n_values):
+        post[0] = cat[s, f, values[k], :n_classes]
+        post[1] = total - post[0]
+        best = max(best, merit(pre, post, criterion, min_branch_fraction))
+    return best
 
 
 @jit

@@ -11,7 +11,8 @@ from river import base
 from stream_moe.models import tree_kernels as kernels
 from stream_moe.models.rows import RowCoder
 
-LEAF, NUMERIC, NOMINAL_BINARY, NOMINAL_MULTIWAY = kernels.LEAF, kernels.NUMERIC, kernels.NOMINAL_BINARY, 3
+LEAF, NUMERIC, NOMINAL_BINARY, NOMINAL_MULTIWAY = (kernels.LEAF, kernels.NUMERIC, kernels.NOMINAL_BINARY,
+                                                   kernels.NOMINAL_MULTIWAY)
 _MODES = {"mc": kernels.MC, "nb": kernels.NB, "nba": kernels.NBA}
 _CRITERIA = {"info_gain": kernels.INFO_GAIN, "gini": kernels.GINI}
 
@@ -360,10 +361,6 @@ class FastHoeffdingTreeClassifier(base.Classifier):
 
     # ---- splitting ---------------------------------------------------------------------------------------------------
 
-    def _merit(self, pre: np.ndarray, post: np.ndarray) -> float:
-        return kernels.merit(pre, np.asarray(post, dtype=float), _CRITERIA[self.split_criterion],
-                             self.min_branch_fraction)
-
     def _numeric_candidates(self, s: int, pre: np.ndarray):
         """Best binary split of each numeric feature: merits (F,), thresholds, left/right weights (F, C), which
         classes each side knows (F, C), and which numeric features the slot has seen (F,)."""
@@ -371,22 +368,17 @@ class FastHoeffdingTreeClassifier(base.Classifier):
                                           _CRITERIA[self.split_criterion], self.min_branch_fraction)
 
     def _nominal_candidate(self, s: int, f: int, pre: np.ndarray):
-        """Best split on nominal feature f: (merit, kind, value, [(code, weights)])."""
+        """Best split on nominal feature f (ranked by `kernels.nominal_candidate`): (merit, kind, value, [(code,
+        weights)]), kind None when the slot has seen no category of f."""
+        merit, kind, value = kernels.nominal_candidate(self.cat_, s, f, pre, self.binary_split,
+                                                       _CRITERIA[self.split_criterion], self.min_branch_fraction)
         counts = self.cat_[s, f, :, : len(pre)]
-        values = np.flatnonzero(counts.sum(axis=1) > 0)
-        best = (-np.inf, None, None, None)
-        if not len(values):
-            return best
-        if not self.binary_split:
-            post = counts[values]
-            best = (float(self._merit(pre, post)), NOMINAL_MULTIWAY, None, list(zip(values.tolist(), post)))
-        total = counts.sum(axis=0)
-        for v in values.tolist():
-            post = np.stack([counts[v], total - counts[v]])
-            merit = float(self._merit(pre, post))
-            if merit > best[0]:
-                best = (merit, NOMINAL_BINARY, v, [(v, post[0]), (None, post[1])])
-        return best
+        if kind == NOMINAL_MULTIWAY:
+            values = np.flatnonzero(counts.sum(axis=1) > 0)
+            return merit, kind, None, list(zip(values.tolist(), counts[values]))
+        if kind == NOMINAL_BINARY:
+            return merit, kind, value, [(value, counts[value].copy()), (None, counts.sum(axis=0) - counts[value])]
+        return -np.inf, None, None, None
 
     def _attempt_split(self, node: int) -> None:
         pre = self.stats_[node]

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-LEAF, NUMERIC, NOMINAL_BINARY = 0, 1, 2
+LEAF, NUMERIC, NOMINAL_BINARY, NOMINAL_MULTIWAY = 0, 1, 2, 3
 MC, NB, NBA = 0, 1, 2  # leaf prediction modes
 INFO_GAIN, GINI = 0, 1
 _HALF_LOG_TAU = 0.5 * math.log(2 * math.pi)
@@ -269,16 +269,16 @@ def _keeps_leaf(pre, known, obs, cat, s, nominal, split):
         for f in range(int(n_features)):
             if nominal[f] and cat[s, f].sum() > 0:
                 seen[f] = True
-                merits[f] = nominal_merit(cat, s, f, pre, binary_split, int(criterion), min_branch_fraction)
+                merits[f] = nominal_candidate(cat, s, f, pre, binary_split, int(criterion), min_branch_fraction)[0]
     should, _, _ = decide(merits, seen, total, known.sum(), int(criterion), delta, tau)
     return not should
 
 
 @jit
-def nominal_merit(cat, s, f, pre, binary_split, criterion, min_branch_fraction):
-    """The best merit of a split on nominal feature f at slot s, candidates as `FastHoeffdingTreeClassifier.
-    _nominal_candidate` makes them: one branch per category seen (unless `binary_split`), and "equal / not equal" for
-    each category seen."""
+def nominal_candidate(cat, s, f, pre, binary_split, criterion, min_branch_fraction):
+    """The best split on nominal feature f at slot s: (merit, kind, category). Candidates in river's order: one branch
+    per category seen (`NOMINAL_MULTIWAY`, category -1; unless `binary_split`), then "equal / not equal" for each
+    category seen (`NOMINAL_BINARY`), a later one winning only with a higher merit; (-inf, -1, -1) when none seen."""
     n_classes = pre.shape[0]
     values = np.zeros(cat.shape[2], dtype=np.int64)
     n_values = 0
@@ -291,20 +291,22 @@ def nominal_merit(cat, s, f, pre, binary_split, criterion, min_branch_fraction):
         if weight > 0:
             values[n_values] = v
             n_values += 1
-    best = -np.inf
+    best, kind, value = -np.inf, -1, -1
     if n_values == 0:
-        return best
+        return best, kind, value
     if not binary_split:
         post = np.empty((n_values, n_classes))
         for k in range(n_values):
             post[k] = cat[s, f, values[k], :n_classes]
-        best = merit(pre, post, criterion, min_branch_fraction)
+        best, kind = merit(pre, post, criterion, min_branch_fraction), NOMINAL_MULTIWAY
     post = np.empty((2, n_classes))
     for k in range(n_values):
         post[0] = cat[s, f, values[k], :n_classes]
         post[1] = total - post[0]
-        best = max(best, merit(pre, post, criterion, min_branch_fraction))
-    return best
+        m = merit(pre, post, criterion, min_branch_fraction)
+        if m > best:
+            best, kind, value = m, NOMINAL_BINARY, values[k]
+    return best, kind, value
 
 
 @jit

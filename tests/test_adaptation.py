@@ -22,12 +22,25 @@ def errors(n, before, after, change, seed):
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_detector_fires_soon_after_an_abrupt_rise_of_the_error_rate(name, seed):
-    monitor = ErrorMonitor(make_detector(name), make_detector("adwin(delta=0.01)"))
+    monitor = ErrorMonitor(make_detector(name, seed=seed), make_detector("adwin(delta=0.01)"))
     states = [monitor.update(e) for e in errors(6000, 0.1, 0.6, change=3000, seed=seed)]
     detections = [t for t, s in enumerate(states) if s == DRIFT]
     after = [t for t in detections if t >= 3000]
     assert after and after[0] < 4200, detections
     assert len(detections) - len(after) <= (5 if name == "eddm" else 1)  # EDDM: see the stationary test
+
+
+def test_a_model_with_a_randomised_detector_repeats_itself():
+    """KSWIN samples at random: the pool seeds every detector it makes, so the same seed gives the same run."""
+    data = [(x, y if i < 1500 else not y) for i, (x, y) in enumerate(generate("sea_a", n=3000, seed=1))]
+    runs = []
+    for _ in range(2):
+        model = DriftMoEData(n_experts=4, drift_detector="kswin", warning_detector=None, device="cpu", seed=1)
+        answers = [model.predict_learn_many([x for x, _ in data[i : i + 32]], [y for _, y in data[i : i + 32]])
+                   for i in range(0, len(data), 32)]
+        runs.append((answers, model.counts_["drifts"]))
+    assert runs[0][1] > 0, "KSWIN fired"
+    assert runs[0] == runs[1]
 
 
 # EDDM is built for slow gradual drifts and is known to over-fire on a noisy stationary error stream.
@@ -36,7 +49,7 @@ FALSE_ALARMS_PER_50K = {"eddm": 100}
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_false_alarms_are_rare_on_a_long_stationary_stream(name):
-    monitor = ErrorMonitor(make_detector(name))
+    monitor = ErrorMonitor(make_detector(name, seed=3))
     alarms = sum(monitor.update(e) == DRIFT for e in errors(50_000, 0.2, 0.2, change=0, seed=3))
     assert alarms <= FALSE_ALARMS_PER_50K.get(name, 2)
 

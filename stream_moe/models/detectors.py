@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 
 from river import base, drift
@@ -39,9 +40,14 @@ STABLE, WARNING, DRIFT = 0, 1, 2
 _SPEC = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")
 
 
-def make_detector(spec: str | base.DriftDetector) -> base.DriftDetector:
+def make_detector(spec: str | base.DriftDetector, seed: int | None = None) -> base.DriftDetector:
     """A fresh detector from a name with optional keyword arguments ("adwin", "ddm(drift_threshold=2.5)") or a clone
-    of a river detector."""
+    of a river detector. `seed` seeds a detector that draws at random (KSWIN) when the spec sets no seed of its own,
+    so that a model's runs repeat.
+
+    >>> make_detector("kswin", seed=3).seed, make_detector("kswin(seed=1)", seed=3).seed
+    (3, 1)
+    """
     if isinstance(spec, base.DriftDetector):
         return spec.clone()
     match = _SPEC.match(spec)
@@ -51,7 +57,10 @@ def make_detector(spec: str | base.DriftDetector) -> base.DriftDetector:
     if match.group(2):
         call = ast.parse(f"f({match.group(2)})", mode="eval").body
         kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-    return DETECTORS[match.group(1).lower()](**kwargs)
+    detector = DETECTORS[match.group(1).lower()]
+    if seed is not None and "seed" not in kwargs and "seed" in inspect.signature(detector).parameters:
+        kwargs["seed"] = seed
+    return detector(**kwargs)
 
 
 class ErrorMonitor:

@@ -77,6 +77,8 @@ class ExpertPool:
         self.descriptor_threshold = descriptors
         self.bagging_lambda = bagging_lambda
         self.subspace = subspace
+        self.seed = seed
+        self.monitors_made = 0
         self.rng = np.random.default_rng(seed)
         self.experts: list[base.Classifier] = []
         self.backgrounds: list[base.Classifier | None] = []
@@ -98,8 +100,12 @@ class ExpertPool:
     def _monitor(self) -> ErrorMonitor | None:
         if self.drift_detector is None:
             return None
-        warning = make_detector(self.warning_detector) if self.warning_detector is not None else None
-        return ErrorMonitor(make_detector(self.drift_detector), warning)
+        # a seed of their own for detectors that draw at random, from the pool's seed and how many came before
+        # (getattr: pools pickled before these were kept)
+        self.monitors_made = getattr(self, "monitors_made", 0) + 1
+        seed = getattr(self, "seed", 0) * 100_003 + 2 * self.monitors_made
+        warning = make_detector(self.warning_detector, seed + 1) if self.warning_detector is not None else None
+        return ErrorMonitor(make_detector(self.drift_detector, seed), warning)
 
     def _descriptor(self) -> InputDescriptor | None:
         if self.descriptor_threshold is None:

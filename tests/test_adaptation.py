@@ -43,8 +43,9 @@ def test_a_model_with_a_randomised_detector_repeats_itself():
     assert runs[0] == runs[1]
 
 
-# EDDM is built for slow gradual drifts and is known to over-fire on a noisy stationary error stream.
-FALSE_ALARMS_PER_50K = {"eddm": 100}
+# EDDM is built for slow gradual drifts and is known to over-fire on a noisy stationary error stream. KSWIN's random
+# samples give it 0-3 false alarms on this stream over seeds 0-11 (mean 0.6); seed 3 gives 3.
+FALSE_ALARMS_PER_50K = {"eddm": 100, "kswin": 3}
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

@@ -43,23 +43,7 @@ class InputDescriptor:
         self.m2 = np.zeros(0)
         self._scores = np.zeros(recent)
         self._n_scores = 0
-
-    def _values(self, z: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        """Rows z of `frame` in the features' units, and the frame's scale, both as wide as the descriptor."""
-        u, scale = frame.values(np.asarray(z, dtype=np.float64)), frame.scale
-        width = u.shape[1]
-        if width > len(self.mean):  # new input columns (features or categories) appeared: never seen here
-            self.mean = np.pad(self.mean, (0, width - len(self.mean)))
-            self.m2 = np.pad(self.m2, (0, width - len(self.m2)))
-        elif width < len(self.mean):  # encoded before columns it has seen existed: at its mean there
-            u = np.concatenate([u, np.broadcast_to(self.mean[width:], (len(u), len(self.mean) - width))], axis=1)
-            scale = np.pad(scale, (0, len(self.mean) - width), constant_values=1.0)
-        return u, scale
-
-    def _raw(self, u: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        # the floor (a hundredth of the column's variance over the whole stream) keeps constant columns from exploding
-        var = self.m2 / max(self.count - 1, 1) + 1e-2 * scale**2
-        return np.mean((u - self.mean) ** 2 / var, axis=1)
+        self._normal: tuple[float, float] | None = None
 
     @property
     def ready(self) -> bool:
@@ -71,16 +55,17 @@ class InputDescriptor:
         """Statistics settled: as many inputs seen as the ring of recent scores holds."""
         return self.count >= self.recent
 
+    @property
+    def normal(self) -> tuple[float, float]:
+        """Mean and spread of the recent training scores (what z-scores the raw ones), kept until the next `learn`."""
+        if self._normal is None:
+            _normals([self])
+        return self._normal
+
     def score(self, z: np.ndarray, frame: Frame) -> np.ndarray:
         """z-scored novelty of each row of z, router inputs encoded in `frame` (0 for every row until the descriptor
         has seen `min_count` inputs)."""
-        if not self.ready:
-            return np.zeros(len(z))
-        return self._novelty(*self._values(z, frame))
-
-    def _novelty(self, u: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        recent = self._scores[: min(self._n_scores, self.recent)]
-        return (self._raw(u, scale) - recent.mean()) / (recent.std() + 1e-6)
+        return scores([self], z, frame)[:, 0]
 
     def learn(self, z: np.ndarray, frame: Frame) -> None:
         """Absorb these training inputs, then remember their scores as the descriptor's recent normal.
@@ -89,21 +74,132 @@ class InputDescriptor:
         describing its own region even when the router sends it inputs from elsewhere (as SEMA freezes descriptors),
         from its first `min_count` inputs on, so that a young expert is not taken for the owner of a new region.
         """
-        if z.shape[1] == 0:  # encoded before any statistics existed (a model's first batch): nothing to describe
-            return
-        u, scale = self._values(z, frame)
-        if self.absorb_below is not None and self.ready:
-            u = u[self._novelty(u, scale) <= self.absorb_below]
-            if not len(u):
-                return
-        n_b = len(u)
-        mean_b = u.mean(axis=0)
-        delta = mean_b - self.mean
-        total = self.count + n_b
-        self.m2 += ((u - mean_b) ** 2).sum(axis=0) + delta**2 * self.count * n_b / total
-        self.mean += delta * n_b / total
-        self.count = total
-        scores = self._raw(u[-self.recent :], scale)
-        slots = (self._n_scores + np.arange(len(scores))) % self.recent
-        self._scores[slots] = scores
-        self._n_scores += len(scores)
+        absorb([self], z, frame, [np.arange(len(z))])
+
+    def _widen(self, width: int) -> None:
+        """New input columns (features or categories) appeared: never seen here."""
+        if width > len(self.mean):
+            self.mean = np.pad(self.mean, (0, width - len(self.mean)))
+            self.m2 = np.pad(self.m2, (0, width - len(self.m2)))
+
+    def _remember(self, raw: np.ndarray) -> None:
+        """The raw scores of the inputs just absorbed (the last `recent` of them) become the recent normal."""
+        slots = (self._n_scores + np.arange(len(raw))) % self.recent
+        self._scores[slots] = raw
+        self._n_scores += len(raw)
+        self._normal = None
+
+
+# The pool's descriptors are scored and taught together: the same arithmetic as one descriptor at a time, stacked.
+
+
+def _groups(descriptors, z: np.ndarray, frame: Frame):
+    """The present descriptors' positions grouped by width, each group with the rows z of `frame` in the features'
+    units, (1 or G, B, W), and the scale, (W,). Normally one group as wide as the frame; a descriptor wider than the
+    frame (the rows were encoded before columns it has seen existed) sees them at its mean there."""
+    u = frame.values(np.asarray(z, dtype=np.float64))
+    width = u.shape[1]
+    by_width: dict[int, list[int]] = {}
+    for e, d in enumerate(descriptors):
+        if d is not None:
+            d._widen(width)
+            by_width.setdefault(len(d.mean), []).append(e)
+    for w, members in by_width.items():
+        if w == width:
+            yield members, u[None], frame.scale
+        else:
+            extra = [np.broadcast_to(descriptors[e].mean[width:], (len(u), w - width)) for e in members]
+            yield members, np.stack([np.concatenate([u, x], axis=1) for x in extra]), np.pad(
+                frame.scale, (0, w - width), constant_values=1.0)
+
+
+def _raw(u: np.ndarray, mean: np.ndarray, m2: np.ndarray, count: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Raw novelty (G, B): the mean squared standardised distance of each row u (1 or G, B, W) to each descriptor's
+    Gaussian (mean, m2: (G, W); count: (G,))."""
+    # the floor (a hundredth of the column's variance over the whole stream) keeps constant columns from exploding
+    variance = m2 / np.maximum(count - 1, 1)[:, None] + 1e-2 * scale**2
+    return np.mean((u - mean[:, None]) ** 2 / variance[:, None], axis=2)
+
+
+def _normals(ds: list[InputDescriptor]) -> None:
+    """Compute the `normal` of the descriptors that need it, those with a full ring of scores together."""
+    stale = [d for d in ds if d._normal is None]
+    full = [d for d in stale if d._n_scores >= d.recent and d.recent == stale[0].recent]
+    if full:
+        rings = np.stack([d._scores for d in full])
+        for d, centre, spread in zip(full, rings.mean(axis=1).tolist(), (rings.std(axis=1) + 1e-6).tolist()):
+            d._normal = (centre, spread)
+    for d in stale:
+        if d._normal is None:
+            recent = d._scores[: min(d._n_scores, d.recent)]
+            d._normal = (float(recent.mean()), float(recent.std() + 1e-6))
+
+
+def _novelty(ds: list[InputDescriptor], u: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """z-scored novelty (G, B) of ready descriptors."""
+    _normals(ds)
+    centre, spread = np.array([d._normal for d in ds]).T
+    mean, m2 = np.stack([d.mean for d in ds]), np.stack([d.m2 for d in ds])
+    raw = _raw(u, mean, m2, np.array([d.count for d in ds]), scale)
+    return (raw - centre[:, None]) / spread[:, None]
+
+
+def _take(u: np.ndarray, picked: list[int]) -> np.ndarray:
+    """The rows of a group's members `picked` (positions in the group), when each member has its own."""
+    return u if len(u) == 1 else u[picked]
+
+
+def scores(descriptors: list[InputDescriptor | None], z: np.ndarray, frame: Frame) -> np.ndarray:
+    """Each descriptor's `score` of the rows z (router inputs encoded in `frame`), shape (B, E); 0 for a missing or
+    not yet ready one.
+
+    >>> rng = np.random.default_rng(1)
+    >>> frame, ds = Frame(np.zeros(2), np.ones(2)), [InputDescriptor(), None, InputDescriptor()]
+    >>> ds[0].learn(rng.normal(0, 1, (100, 2)), frame); ds[2].learn(rng.normal(5, 1, (100, 2)), frame)
+    >>> out = scores(ds, rng.normal(0, 1, (4, 2)), frame)
+    >>> bool((abs(out[:, 0]) < 3).all()), out[:, 1].tolist(), bool((out[:, 2] > 5).all())
+    (True, [0.0, 0.0, 0.0, 0.0], True)
+    """
+    out = np.zeros((len(z), len(descriptors)))
+    for members, u, scale in _groups(descriptors, z, frame):
+        ready = [g for g, e in enumerate(members) if descriptors[e].ready]
+        if ready:
+            out[:, [members[g] for g in ready]] = _novelty(
+                [descriptors[members[g]] for g in ready], _take(u, ready), scale).T
+    return out
+
+
+def absorb(descriptors: list[InputDescriptor | None], z: np.ndarray, frame: Frame, rows: list) -> None:
+    """Each present descriptor e learns the rows `rows[e]` (indices, in order) of z, router inputs encoded in
+    `frame`, as `InputDescriptor.learn` does: filtered by `absorb_below` once ready, merged into its mean and
+    variance (Chan's update), their scores remembered."""
+    if z.shape[1] == 0:  # encoded before any statistics existed (a model's first batch): nothing to describe
+        return
+    for members, u, scale in _groups(descriptors, z, frame):
+        ds = [descriptors[e] for e in members]
+        taken = np.zeros((len(ds), len(z)), dtype=bool)
+        for g, e in enumerate(members):
+            taken[g, rows[e]] = True
+        filtering = [g for g, d in enumerate(ds) if d.absorb_below is not None and d.ready]
+        if filtering:
+            novel = _novelty([ds[g] for g in filtering], _take(u, filtering), scale)
+            taken[filtering] &= novel <= np.array([ds[g].absorb_below for g in filtering])[:, None]
+        n_b = taken.sum(axis=1)
+        live = np.flatnonzero(n_b).tolist()
+        if not live:
+            continue
+        ds, taken, n_b, u = [ds[g] for g in live], taken[live], n_b[live], _take(u, live)
+        weight = taken[:, :, None]
+        count = np.array([d.count for d in ds])
+        mean = np.stack([d.mean for d in ds])
+        mean_b = (u * weight).sum(axis=1) / n_b[:, None]
+        delta = mean_b - mean
+        total = count + n_b
+        m2 = np.stack([d.m2 for d in ds]) + (((u - mean_b[:, None]) ** 2) * weight).sum(axis=1)
+        m2 += delta**2 * (count * n_b / total)[:, None]
+        mean += delta * (n_b / total)[:, None]
+        for g, d in enumerate(ds):
+            d.mean, d.m2, d.count = mean[g], m2[g], int(total[g])
+        raw = _raw(u, mean, m2, total, scale)
+        for g, d in enumerate(ds):
+            d._remember(raw[g, taken[g]][-d.recent :])

@@ -61,9 +61,7 @@ class DriftMoEData(Mixture):
         tree with grace period 50, delta 1e-7, of the kind `experts` names.
     experts
         "fast" (array-based trees with river's semantics, learned and queried by batch: see `Mixture` for what that
-        changes) or "river" (river's Hoeffding trees, one instance at a time: the reference). With self-expansion
-        fast experts take a narrower path that learns at the batch end (see `Mixture`): "river" is more accurate
-        there where labels come in runs.
+        changes) or "river" (river's Hoeffding trees, one instance at a time: the reference).
     hidden, dropout, lr, router_batch, router_epochs
         Router MLP layer sizes, dropout (training only), Adam learning rate, instances per router update, and gradient
         steps per update.
@@ -222,15 +220,10 @@ class DriftMoEData(Mixture):
     def _learn_batch(
         self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
     ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
-        if self.pool_.batched and not self.expansion:
-            return self._learn_batched(xs, ys, logits)
         gates, novelty = self._gates(z, frame, logits)
+        if self.pool_.batched:
+            return self._learn_batched(xs, ys, z, frame, gates, novelty)
         self._replaced_in_batch: list[tuple[int, int]] = []  # (row, expert): earlier rows' masks judged the old expert
-        # batched experts answer as at the batch start: ask them once for all rows (the replaced ones again per row)
-        self._batch_proba = None
-        if self.pool_.batched and self.classes_:
-            every = np.broadcast_to(np.arange(len(self.pool_)), (len(xs), len(self.pool_)))
-            self._batch_proba = self.pool_.proba(xs, every, self.classes_)
         self._described: dict[int, list[int]] = {}  # expert -> rows it learned in this batch, for its descriptor
         out = []
         for i, (x, y) in enumerate(zip(xs, ys)):
@@ -241,27 +234,28 @@ class DriftMoEData(Mixture):
                 if mask is not None:
                     mask[e] = 0.0
         if self.expansion:
-            for e, rows in self._described.items():
-                self.pool_.describe(e, z[rows], frame)
+            self.pool_.describe([self._described.get(e, []) for e in range(len(self.pool_))], z, frame)
             learned = [i for i, y in enumerate(ys) if y is not None]
-            if not self._replaced_in_batch:  # a replacement resets a descriptor: the window restarts
-                recent = np.concatenate([self._novelty_recent, novelty[learned].min(axis=1)])
-                self._novelty_recent = recent[-self.novelty_window :]
-            self._maybe_expand()
+            self._end_batch(None if self._replaced_in_batch else novelty[learned])
         return out
 
-    def _learn_batched(self, xs, ys, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
-        """`_learn_batch` for batched experts without self-expansion: one call per expert for the batch instead of a
-        Python step per row, with the same rules as `_step`. The router's choices (and exploration) are fixed first;
+    def _learn_batched(
+        self, xs, ys, z: np.ndarray, frame: Frame, gates: np.ndarray, novelty: np.ndarray | None
+    ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        """`_learn_batch` for batched experts: one compiled call for the whole pool and the batch instead of a Python
+        step per row, with the same rules as `_step`. The router's choices (and exploration) are fixed first;
         then each expert answers every row of the batch test-then-train, learning the rows it was chosen for right
         after answering them, so each row is answered by experts that learned the rows before it, as one by one.
         Then each expert's monitor reads its errors in row
         order: a warning starts a background expert, which learns the expert's rows after that one (answering them
         as it goes); a drift puts the background (or a fresh) expert in the slot, and its answers to the rows after
         replace the old expert's. Errors other experts read, and the tie breaks of rows no expert got right, stay
-        those of the first answers."""
+        those of the first answers. With self-expansion, rows novel to every expert but the one grown last go to that
+        one, and the descriptors absorb the rows their experts learned at the batch end."""
         n_pool, n_rows = len(self.pool_), len(xs)
-        order = np.argsort(-logits, axis=1, kind="stable")
+        if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
+            self._fresh = None
+        order = np.argsort(-gates, axis=1, kind="stable")
         known = len(self.classes_)
         rows = np.array([i for i, y in enumerate(ys) if y is not None], dtype=np.int64)
         c = np.array([self._register_class(ys[i]) for i in rows], dtype=np.int64)
@@ -271,8 +265,12 @@ class DriftMoEData(Mixture):
         n = len(rows)
 
         chosen = order[rows, : self.n_learning].copy()
+        novel = np.zeros(n, dtype=bool)  # rows taught to the expert grown last
+        if n and self._fresh is not None:
+            novel = self._novel_rows(novelty[rows])
+            chosen[novel & ~(chosen == self._fresh).any(axis=1), -1] = self._fresh
         if n and self.explore > 0 and self.n_learning < n_pool:
-            swap = np.flatnonzero(self.rng_.random(n) < self.explore)
+            swap = np.flatnonzero((self.rng_.random(n) < self.explore) & ~novel)
             chosen[swap, -1] = order[rows[swap], self.rng_.integers(self.n_learning, n_pool, len(swap))]
         learns = np.zeros((n_rows, n_pool), dtype=bool)
         learns[rows[:, None], chosen] = True
@@ -302,7 +300,10 @@ class DriftMoEData(Mixture):
                 score = answer[none, :, c[none]]
                 tied = score == score.max(axis=1, keepdims=True)
                 right[none, np.where(tied, self.rng_.random(score.shape), -1.0).argmax(axis=1)] = True
+            if novel.any():
+                right[novel, self._fresh] = True  # teach the router where the new expert belongs
         masks = right.astype(np.float32)
+        replaced_at = np.full(n_pool, -1)  # per expert: the row after which its slot holds a new expert
 
         learned_before = self.n_learned_
         for e in range(n_pool):
@@ -327,6 +328,7 @@ class DriftMoEData(Mixture):
                 self._drifted(e)
                 self._drifted_at[e] = self.n_learned_
                 masks[:at, e] = 0.0  # those rows judged the old expert
+                replaced_at[e] = rows[at]
                 if not len(after):
                     continue
                 if took_over is None:  # a fresh expert: it answers and learns the rest of the batch
@@ -339,11 +341,16 @@ class DriftMoEData(Mixture):
                 later = np.arange(at + 1, n)
                 answer = proba[rows[later], e]
                 right[later, e] = (answer.argmax(axis=1) == c[later]) & (answer.max(axis=1) > 0)
+                right[later, e] |= novel[later] & (e == self._fresh)
                 masks[later, e] = right[later, e]
         self.n_learned_ = learned_before + n
+        if self.expansion:
+            learned = [rows[learns[rows, e]] for e in range(n_pool)]
+            self.pool_.describe([r[r > after] for r, after in zip(learned, replaced_at)], z, frame)
+            self._end_batch(None if (replaced_at >= 0).any() else novelty[rows])
 
         which = order[:, : self.n_predicting]
-        scores = self._combine(np.take_along_axis(logits, which, axis=1),
+        scores = self._combine(np.take_along_axis(gates, which, axis=1),
                                np.take_along_axis(proba, which[:, :, None], axis=1))
         out: list[tuple[tuple[dict, list[int]], np.ndarray | None]] = [
             ((self._to_dict(scores[i, : classes_before[i]]), which[i].tolist()) if classes_before[i] else ({}, []),
@@ -359,7 +366,7 @@ class DriftMoEData(Mixture):
         if len(gate) < n_pool:  # experts added earlier in this batch: not scored by this batch's router call
             gate = np.pad(gate, (0, n_pool - len(gate)), constant_values=-np.inf)
         order = np.argsort(-gate, kind="stable")
-        proba = self._all_proba(x, n_pool)  # (E, C): all, for the mask
+        proba = self.pool_.proba([x], np.arange(n_pool)[None, :], self.classes_)[0]  # (E, C): all, for the mask
         detail: tuple[dict, list[int]] = ({}, [])
         if self.classes_:
             which = order[: self.n_predicting]
@@ -375,7 +382,7 @@ class DriftMoEData(Mixture):
             right[self._tie_break(proba[:, c])] = True
 
         chosen = order[: self.n_learning].copy()
-        if self._fresh is not None and novelty is not None and self._is_novel(novelty):
+        if self._fresh is not None and novelty is not None and self._novel_rows(novelty[None])[0]:
             chosen[-1] = self._fresh if self._fresh not in chosen else chosen[-1]
             right[self._fresh] = True  # teach the router where the new expert belongs
         elif self.explore > 0 and self.n_learning < n_pool and self.rng_.random() < self.explore:
@@ -394,16 +401,6 @@ class DriftMoEData(Mixture):
             self._fresh = None
         return detail, right.astype(np.float32)
 
-    def _all_proba(self, x, n_pool: int) -> np.ndarray:
-        if self._batch_proba is None:
-            return self.pool_.proba([x], np.arange(n_pool)[None, :], self.classes_)[0]
-        proba = self._batch_proba[self._row]
-        if proba.shape[1] < len(self.classes_):  # a class first seen in this batch: nobody predicted it
-            proba = np.pad(proba, ((0, 0), (0, len(self.classes_) - proba.shape[1])))
-        for _, e in self._replaced_in_batch:
-            proba[e] = self.pool_.proba([x], np.array([[e]]), self.classes_)[0, 0]
-        return proba
-
     # ---- adaptation -------------------------------------------------------------------------------------------------
 
     def _replaced(self, e: int) -> None:
@@ -412,12 +409,13 @@ class DriftMoEData(Mixture):
         self._drifted_at[e] = self.n_learned_
         if self.expansion:
             self._described.pop(e, None)  # those rows were the old expert's
-            self._forget_novelty()
 
-    def _is_novel(self, novelty: np.ndarray) -> bool:
-        """Whether every expert but the fresh one finds this input novel."""
-        others = np.delete(novelty[: len(self.pool_)], self._fresh) if self._fresh < len(novelty) else novelty
-        return len(others) > 0 and others.min() > self.novelty_threshold
+    def _novel_rows(self, novelty: np.ndarray) -> np.ndarray:
+        """Which rows (novelty (B, E)) every expert but the one grown last finds novel."""
+        others = np.delete(novelty, self._fresh, axis=1)
+        if not others.shape[1]:
+            return np.zeros(len(novelty), dtype=bool)
+        return others.min(axis=1) > self.novelty_threshold
 
     def _forget_novelty(self) -> None:
         self._novelty_recent = np.zeros(0)
@@ -425,6 +423,15 @@ class DriftMoEData(Mixture):
     def _in_use_have_all_drifted(self) -> bool:
         in_use = self._recent_use > 0.05 * self._recent_use.sum()
         return bool(in_use.any()) and bool((self._drifted_at[in_use] > self.n_learned_ - self.novelty_window).all())
+
+    def _end_batch(self, novelty: np.ndarray | None) -> None:
+        """Self-expansion at a batch end: the learned rows' novelty (B, E) joins the recent window (None: an expert
+        was replaced in the batch, its descriptor restarted, so the window restarts), then maybe expand."""
+        if novelty is None:
+            self._forget_novelty()
+        else:
+            self._novelty_recent = np.concatenate([self._novelty_recent, novelty.min(axis=1)])[-self.novelty_window :]
+        self._maybe_expand()
 
     def _maybe_expand(self) -> None:
         """At a batch end (so that the router's masks of the batch keep their width): expand if no expert covers the

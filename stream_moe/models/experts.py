@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from river import base, tree
 
-from stream_moe.models.descriptors import InputDescriptor
+from stream_moe.models.descriptors import InputDescriptor, absorb, scores
 from stream_moe.models.features import Frame
 from stream_moe.models.detectors import DRIFT, WARNING, ErrorMonitor, make_detector
 from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier, predict_learn_trees
@@ -281,10 +281,10 @@ class ExpertPool:
             size = max(1, round(self.subspace * len(names)))
             self.subspaces[e] = frozenset(self.rng.choice(names, size=size, replace=False).tolist())
 
-    def describe(self, e: int, z: np.ndarray, frame: Frame) -> None:
-        """Expert `e`'s descriptor absorbs the router inputs (encoded in `frame`) of rows it learned."""
-        if self.descriptors[e] is not None and len(z):
-            self.descriptors[e].learn(z, frame)
+    def describe(self, rows: list, z: np.ndarray, frame: Frame) -> None:
+        """Each expert's descriptor absorbs the router inputs z (encoded in `frame`) of the rows it learned, `rows[e]`
+        (indices into z, in order), all descriptors together."""
+        absorb(self.descriptors, z, frame, rows)
 
     def watch(self, e: int, errors) -> int:
         """Feed expert `e`'s monitor its 0/1 errors in order; returns DRIFT if a drift was detected (the caller replaces
@@ -344,8 +344,4 @@ class ExpertPool:
     def novelty(self, z: np.ndarray, frame: Frame) -> np.ndarray:
         """z-scored novelty of each row (router inputs encoded in `frame`) for each expert's descriptor, shape (B, E);
         0 where an expert has none yet."""
-        out = np.zeros((len(z), len(self.experts)))
-        for e, descriptor in enumerate(self.descriptors):
-            if descriptor is not None:
-                out[:, e] = descriptor.score(z, frame)
-        return out
+        return scores(self.descriptors, z, frame)

@@ -29,13 +29,12 @@ class Mixture(base.Classifier, abc.ABC):
       once for the batch, so every row is routed by the router and input statistics of the batch start, and a router
       update that falls due inside the batch runs at its end.
       With batches of one there is no difference.
-    - With `experts="fast"` (array-based trees, see `ExpertPool`) DriftMoE-Data without self-expansion hands each
-      expert the whole batch in one call, test-then-train: each row is still answered by experts that learned the
-      rows before it; what differs is the order of the work (monitors read each expert's errors in turn, see
-      `DriftMoEData._learn_batched`). With self-expansion, and
-      in DriftMoE-Task, fast experts answer a batch as they were at its start and learn their rows at its end
-      (earlier when a monitor warns or drifts): cheaper to write, but it costs accuracy where labels come in runs.
-      With batches of one there is no difference.
+    - With `experts="fast"` (array-based trees, see `ExpertPool`) DriftMoE-Data hands the whole pool the whole batch
+      in one call, test-then-train: each row is still answered by experts that learned the rows before it; what
+      differs is the order of the work (monitors read each expert's errors in turn, see
+      `DriftMoEData._learn_batched`). In DriftMoE-Task, fast experts answer a batch as they were at its start and
+      learn their rows at its end (earlier when a monitor warns or drifts): cheaper to write, but it costs accuracy
+      where labels come in runs. With batches of one there is no difference.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
 
     Both variants can watch each expert with a drift detector (`drift_detector`, `warning_detector`: names such as

@@ -109,6 +109,28 @@ def test_same_splits_with_nominal_and_missing_features(criterion):
     assert agree > 0.98
 
 
+def test_a_category_new_to_a_multiway_node_gets_a_branch_of_its_own():
+    data = random_stream(7, 3000, nominal=True, missing=0.05)
+    rng = random.Random(1)
+    for x, _ in data[1500:]:  # categories that appear after the first splits
+        if "colour" in x and rng.random() < 0.3:
+            x["colour"] = rng.choice("py")
+    river_tree, fast, agree = run_both(data, **PARAMS)
+    assert same_splits(structure(fast), structure(river_tree))
+    assert agree > 0.98
+    colour = fast.coder_.columns["colour"]
+    late = {fast.coder_.codes[colour][c] for c in "py"}
+    assert any(late & set(children) for children in fast.branches_.values()), "a branch for a new category expected"
+    coder, X, y = coded(data)
+    trees = []
+    for size in (1, 37):
+        model = FastHoeffdingTreeClassifier(**PARAMS)
+        for i in range(0, len(data), size):
+            model.predict_learn_many(X[i : i + size], y[i : i + size], nominal=coder.nominal)
+        trees.append(model)
+    assert trees[0].branches_ == trees[1].branches_ and trees[0].n_nodes_ == trees[1].n_nodes_
+
+
 def test_binary_nominal_splits():
     data = random_stream(8, 2000, nominal=True)
     river_tree, fast, agree = run_both(data, binary_split=True, **PARAMS)
@@ -155,7 +177,7 @@ def test_predict_proba_many_is_predict_proba_one():
     assert proba[:, order].tolist() == [list(model.predict_proba_one(x).values()) for x, _ in data]
 
 
-@pytest.mark.parametrize("nominal, missing", [(False, 0.0), (False, 0.1), (True, 0.0)])
+@pytest.mark.parametrize("nominal, missing", [(False, 0.0), (False, 0.1), (True, 0.0), (True, 0.1)])
 def test_a_batch_is_row_by_row_test_then_train_whatever_its_size(nominal, missing):
     data = random_stream(5, 3000, nominal=nominal, missing=missing)
     coder, X, y = coded(data)

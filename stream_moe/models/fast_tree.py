@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import operator
 
 import numpy as np
@@ -41,9 +40,9 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     without the answer), exactly: the compiled loop handles rows in order; when one makes its leaf due for a split
     attempt, the attempt runs (inside the loop when it leaves the leaf as it is; otherwise the loop stops, Python
     splits or deactivates the leaf, and the loop goes on), and the rest of the batch is sorted through the tree as it
-    is then. So its answers do not depend on the batch size. One exception: in a tree with multiway nominal nodes the
-    rows are sorted up front, so a row with a missing value follows the branch that was most travelled when the batch
-    (or the rows after the last stop) started. `predict_learn_trees` does this for several trees in one call.
+    is then; a learned row with a category a multiway node has no branch for also stops the loop, for Python to add
+    the branch (a new leaf, as river). So its answers do not depend on the batch size. `predict_learn_trees` does this
+    for several trees in one call.
 
     Parameters
     ----------
@@ -117,7 +116,8 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         self.threshold_ = np.zeros(cap)
         self.left_ = np.full(cap, -1, dtype=np.int64)
         self.right_ = np.full(cap, -1, dtype=np.int64)
-        self.branches_: dict[int, dict[int, int]] = {}  # multiway node -> category code -> child
+        self.multiway_ = np.full(cap, -1, dtype=np.int64)  # multiway node -> its row of branch_, -1 otherwise
+        self.branch_ = np.full((0, 0), -1, dtype=np.int64)  # per multiway node: child per category code, -1 none
         self.depth_ = np.zeros(cap, dtype=np.int64)
         self.stats_ = np.zeros((cap, 0))  # class weights (a branch keeps those of its split)
         self.known_ = np.zeros((cap, 0), dtype=bool)  # classes a node has a count for, even zero (river's dict keys)
@@ -140,7 +140,7 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         new = max(need, 2 * cap)
         for name, fill in (("kind_", 0), ("feature_", -1), ("threshold_", 0.0), ("left_", -1), ("right_", -1),
                            ("depth_", 0), ("last_attempt_", 0.0), ("mc_correct_", 0.0), ("nb_correct_", 0.0),
-                           ("slot_", -1), ("stats_", 0.0), ("known_", False)):
+                           ("slot_", -1), ("stats_", 0.0), ("known_", False), ("multiway_", -1)):
             old = getattr(self, name)
             grown = np.full((new,) + old.shape[1:], fill, dtype=old.dtype)
             grown[:cap] = old
@@ -225,9 +225,9 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     @property
     def nbytes(self) -> int:
         """Bytes held by the tree's arrays."""
-        arrays = (self.kind_, self.feature_, self.threshold_, self.left_, self.right_, self.depth_, self.stats_,
-                  self.known_, self.last_attempt_, self.mc_correct_, self.nb_correct_, self.slot_, self.slot_of_,
-                  self.obs_, self.cat_)
+        arrays = (self.kind_, self.feature_, self.threshold_, self.left_, self.right_, self.multiway_, self.branch_,
+                  self.depth_, self.stats_, self.known_, self.last_attempt_, self.mc_correct_, self.nb_correct_,
+                  self.slot_, self.slot_of_, self.obs_, self.cat_)
         return sum(a.nbytes for a in arrays)
 
     def _width(self, X: np.ndarray) -> np.ndarray:
@@ -236,54 +236,30 @@ class FastHoeffdingTreeClassifier(base.Classifier):
             return X
         return np.pad(X, ((0, 0), (0, self.n_features_ - X.shape[1])), constant_values=np.nan)
 
-    # ---- sorting to leaves ---------------------------------------------------------------------------------------------
+    @property
+    def branches_(self) -> dict[int, dict[int, int]]:
+        """The multiway nodes' branches: node -> {category code: child}, children in the order they were made."""
+        out = {}
+        for node in np.flatnonzero(self.multiway_[: self.n_nodes_] >= 0).tolist():
+            row = self.branch_[self.multiway_[node]]
+            codes = np.flatnonzero(row >= 0)
+            out[node] = {code: child for child, code in sorted(zip(row[codes].tolist(), codes.tolist()))}
+        return out
 
-    def _most_common_child(self, node: int) -> int:
-        if self.kind_[node] == NOMINAL_MULTIWAY:
-            children = list(self.branches_[node].values())
-        else:
-            children = [self.left_[node], self.right_[node]]
-        weights = [self.stats_[c].sum() for c in children]
-        return int(children[int(np.argmax(weights))])
-
-    def _leaves(self, X: np.ndarray, grow=False) -> tuple[np.ndarray, np.ndarray]:
-        """The leaf each row reaches, and whether it took a detour (a missing value, or an unseen category, which
-        gets a new leaf at a multiway node for the rows `grow` marks: learning)."""
-        node = np.zeros(len(X), dtype=np.int64)
-        detour = np.zeros(len(X), dtype=bool)
-        todo = np.flatnonzero(self.kind_[node] != LEAF)
-        while len(todo):
-            at = node[todo]
-            f = self.feature_[at]
-            v = X[todo, f] if X.shape[1] else np.full(len(todo), np.nan)
-            kind = self.kind_[at]
-            thr = self.threshold_[at]
-            with np.errstate(invalid="ignore"):
-                right = np.where(kind == NUMERIC, v > thr, v != thr)
-            nxt = np.where(right, self.right_[at], self.left_[at])
-            odd = np.flatnonzero(np.isnan(v) | (kind == NOMINAL_MULTIWAY))
-            for j, n, value, row in zip(odd.tolist(), at[odd].tolist(), v[odd].tolist(), todo[odd].tolist()):
-                if math.isnan(value):
-                    nxt[j] = self._most_common_child(n)
-                    detour[row] = True
-                    continue
-                child = self.branches_[n].get(int(value))
-                if child is None:
-                    detour[row] = True
-                    if grow is not False and grow[row] and value >= 0:
-                        child = self.branches_[n][int(value)] = self._new_leaf(n, np.zeros(len(self.classes_)))
-                nxt[j] = self._most_common_child(n) if child is None else child
-            node[todo] = nxt
-            todo = todo[self.kind_[nxt] != LEAF]
-        return node, detour
+    def _add_branch(self, node: int, code: int) -> int:
+        """A learned row brought multiway node `node` a category it has no branch for: a new (empty) leaf, as river."""
+        if code >= self.branch_.shape[1]:
+            self.branch_ = np.pad(self.branch_, ((0, 0), (0, code + 1 - self.branch_.shape[1])), constant_values=-1)
+        leaf = self._new_leaf(node, np.zeros(len(self.classes_)))
+        self.branch_[self.multiway_[node], code] = leaf
+        return leaf
 
     # ---- prediction --------------------------------------------------------------------------------------------------
 
     def _sort(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`_leaves` for prediction, compiled where the tree has no multiway node."""
-        if self.branches_:
-            return self._leaves(X)
-        return kernels.sort_rows(X, self.kind_, self.feature_, self.threshold_, self.left_, self.right_, self.stats_)
+        """The leaf each row reaches, and whether it took a detour (a missing value or an unseen category)."""
+        return kernels.sort_rows(X, self.kind_, self.feature_, self.threshold_, self.left_, self.right_, self.stats_,
+                                 self.multiway_, self.branch_)
 
     def _arrays(self) -> tuple:
         """The arrays and settings the compiled prediction and learning loops read and update."""
@@ -432,7 +408,14 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         children = [(code, self._new_leaf(node, weights, known)) for code, weights, known in branches]
         self.kind_[node], self.feature_[node], self.threshold_[node] = kind, feature, threshold
         if kind == NOMINAL_MULTIWAY:
-            self.branches_[node] = dict(children)
+            row = np.full(max(self.branch_.shape[1], max(code for code, _ in children) + 1), -1, dtype=np.int64)
+            for code, child in children:
+                row[code] = child
+            width = len(row)
+            if width > self.branch_.shape[1]:
+                self.branch_ = np.pad(self.branch_, ((0, 0), (0, width - self.branch_.shape[1])), constant_values=-1)
+            self.multiway_[node] = len(self.branch_)
+            self.branch_ = np.concatenate([self.branch_, row[None]])
         else:
             self.left_[node], self.right_[node] = children[0][1], children[1][1]
 
@@ -454,9 +437,9 @@ class FastHoeffdingTreeClassifier(base.Classifier):
 
 
 # the arrays of a tree that `kernels.predict_learn_trees` reads and updates, in its argument order
-_kernel_arrays = operator.attrgetter("kind_", "feature_", "threshold_", "left_", "right_", "depth_", "last_attempt_",
-                                     "stats_", "known_", "slot_", "mc_correct_", "nb_correct_", "obs_", "cat_",
-                                     "nominal_")
+_kernel_arrays = operator.attrgetter("kind_", "feature_", "threshold_", "left_", "right_", "multiway_", "branch_",
+                                     "depth_", "last_attempt_", "stats_", "known_", "slot_", "mc_correct_",
+                                     "nb_correct_", "obs_", "cat_", "nominal_")
 
 
 def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray, y, weights,
@@ -494,11 +477,7 @@ def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray,
     start = np.zeros(n_trees, dtype=np.int64)
     leaves, detour = np.full((n_trees, n_rows), -1), np.zeros((n_trees, n_rows), dtype=bool)
     todo = list(range(n_trees))
-    while todo:  # a round: every tree up to its next due leaf (or the end), then the due leaves' split attempts
-        for t in todo:  # trees with multiway nodes sort their rows up front (see the class docstring)
-            if trees[t].branches_:
-                s = start[t]
-                leaves[t, s:], detour[t, s:] = trees[t]._leaves(rows[t, s:], grow=w[t, s:] > 0)
+    while todo:  # a round: every tree up to its next stop (or the end), then what the stops call for
         for first in range(0, len(todo), kernels.TREES_PER_CALL):
             ids = todo[first : first + kernels.TREES_PER_CALL]
             padded = ids if len(ids) == 1 else ids + ids[:1] * (kernels.TREES_PER_CALL - len(ids))
@@ -508,5 +487,9 @@ def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray,
             for t, leaf in zip(ids, due.tolist()):
                 if leaf >= 0:
                     trees[t]._attempt(leaf)
+                elif leaf <= -2:  # a learned row needs a new branch: it goes to the new leaf, as a detour
+                    node, b = -2 - leaf, start[t]
+                    leaves[t, b] = trees[t]._add_branch(node, int(rows[t, b, trees[t].feature_[node]]))
+                    detour[t, b] = True
         todo = [t for t in todo if start[t] < n_rows]
     return [out[t, :, : len(tree.classes_)] for t, tree in enumerate(trees)]

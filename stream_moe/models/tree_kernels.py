@@ -23,32 +23,61 @@ jit = numba.njit(cache=True, nogil=True)
 
 
 @jit
-def _sort_one(x, kind, feature, threshold, left, right, stats):
-    """The leaf one row reaches through numeric and binary nodes, and whether it took a detour (a missing value: the
-    child that has seen the most weight)."""
+def _most_travelled(branch_row, stats):
+    """The child of a multiway node (its row of the branch table: child per category code, -1 none) that has seen
+    the most weight; ties go to the child made first (the lowest node index), as river's insertion order."""
+    best = -1
+    best_weight = -1.0
+    for code in range(branch_row.shape[0]):
+        child = branch_row[code]
+        if child < 0:
+            continue
+        weight = stats[child].sum()
+        if weight > best_weight or (weight == best_weight and child < best):
+            best, best_weight = child, weight
+    return best
+
+
+@jit
+def _sort_one(x, kind, feature, threshold, left, right, stats, multiway, branch, grow):
+    """The leaf one row reaches, whether it took a detour (a missing value, or a category a multiway node has no
+    branch for: the child that has seen the most weight), and -1; or, when `grow` (the row is learned) and a multiway
+    node has no branch for its category, (-1, True, that node): the caller adds the branch (river makes a new leaf)."""
     node = 0
     detour = False
     while kind[node] != LEAF:
         f = feature[node]
         v = x[f] if f < x.shape[0] else np.nan
-        if np.isnan(v):
+        if kind[node] == NOMINAL_MULTIWAY:
+            row = branch[multiway[node]]
+            child = -1
+            if v >= 0 and v < row.shape[0]:  # False for NaN
+                child = row[int(v)]
+            if child < 0:
+                detour = True
+                if grow and v >= 0:
+                    return -1, True, node
+                child = _most_travelled(row, stats)
+            node = child
+        elif np.isnan(v):
             detour = True
             node = right[node] if stats[right[node]].sum() > stats[left[node]].sum() else left[node]
         elif kind[node] == NUMERIC:
             node = right[node] if v > threshold[node] else left[node]
         else:
             node = right[node] if v != threshold[node] else left[node]
-    return node, detour
+    return node, detour, -1
 
 
 @jit
-def sort_rows(X, kind, feature, threshold, left, right, stats):
-    """`_sort_one` for every row."""
+def sort_rows(X, kind, feature, threshold, left, right, stats, multiway, branch):
+    """`_sort_one` for every row, none learned."""
     n = X.shape[0]
     leaves = np.zeros(n, dtype=np.int64)
     detour = np.zeros(n, dtype=np.bool_)
     for b in range(n):
-        leaves[b], detour[b] = _sort_one(X[b], kind, feature, threshold, left, right, stats)
+        leaves[b], detour[b], _ = _sort_one(X[b], kind, feature, threshold, left, right, stats, multiway, branch,
+                                            False)
     return leaves, detour
 
 
@@ -136,26 +165,29 @@ def predict(X, leaves, stats, known, slot, mc_correct, nb_correct, obs, cat, nom
 
 @jit
 def predict_learn(X, leaves, detour, ci, w, last_attempt, grace_period, depth, max_depth, kind, feature, threshold,
-                  left, right, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold,
-                  split):
+                  left, right, multiway, branch, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode,
+                  nb_threshold, split):
     """Test-then-train row by row: each row's probabilities from its leaf as the earlier rows left it, then (weight >
     0) the naive-Bayes-adaptive credits, the class weights and, at active leaves, the observers learn it.
 
-    A row whose leaf is -1 is sorted when its turn comes (through the tree and the weights the earlier rows left);
-    the caller sorts the rows of trees with multiway nodes beforehand. A row that leaves its (active) leaf due for a
-    split attempt (`grace_period` weight since the last one), not after a detour (as river), has the attempt made
-    here when it ends with the leaf as it is (`_keeps_leaf`, given `split` = (criterion, min_branch_fraction,
-    max_share_to_split, delta, tau, n_features, whether the tree has nominal observers, binary nominal splits));
-    otherwise, and at
-    `max_depth` (-1: none), the loop stops after that row so that the caller splits (or deactivates) the leaf before
-    the next row is sorted: returns the probabilities, how many rows were handled, and the due leaf (-1 if none)."""
+    A row whose leaf is -1 is sorted when its turn comes (through the tree and the weights the earlier rows left). A
+    row that leaves its (active) leaf due for a split attempt (`grace_period` weight since the last one), not after a
+    detour (as river), has the attempt made here when it ends with the leaf as it is (`_keeps_leaf`, given `split` =
+    (criterion, min_branch_fraction, max_share_to_split, delta, tau, n_features, whether the tree has nominal
+    observers, binary nominal splits)); otherwise, and at `max_depth` (-1: none), the loop stops after that row so
+    that the caller splits (or deactivates) the leaf before the next row is sorted. A learned row whose category a
+    multiway node has no branch for stops the loop before it, for the caller to add the branch. Returns the
+    probabilities, how many rows were handled, and the due leaf (-1 if none; -2 - node for a branch to add)."""
     n_classes = stats.shape[1]
     out = np.zeros((X.shape[0], n_classes))
     votes = np.empty(n_classes)
     for b in range(X.shape[0]):
         x = X[b]
         if leaves[b] < 0:
-            leaves[b], detour[b] = _sort_one(x, kind, feature, threshold, left, right, stats)
+            leaves[b], detour[b], bare = _sort_one(x, kind, feature, threshold, left, right, stats, multiway, branch,
+                                                   w[b] > 0)
+            if bare >= 0:
+                return out, b, -2 - bare
         leaf = leaves[b]
         s = slot[leaf]
         _leaf_proba(x, leaf, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal, mode, nb_threshold,
@@ -221,11 +253,12 @@ TREES_PER_CALL = 16
 
 @jit
 def predict_learn_trees(ids, X, start, ci, w, leaves, detour, out, floats, ints, has_nominal, kind, feature, threshold,
-                        left, right, depth, last_attempt, stats, known, slot, mc_correct, nb_correct, obs, cat, nominal):
+                        left, right, multiway, branch, depth, last_attempt, stats, known, slot, mc_correct, nb_correct,
+                        obs, cat, nominal):
     """`predict_learn` for up to `TREES_PER_CALL` trees in one call: tree `ids[p]` (a row of the per-tree inputs:
-    rows `X`, first row `start`, class indices `ci`, weights `w`, pre-sorted `leaves` and `detour`, answers `out`,
-    settings) has its arrays at position p of the tuples `kind` ... `nominal`. Each tree runs from `start` until its
-    batch ends or a leaf is due (`predict_learn`'s stop); `start` moves on and the due leaves (-1: none) come back.
+    rows `X`, first row `start`, class indices `ci`, weights `w`, `leaves` and `detour` (-1: to sort), answers
+    `out`, settings) has its arrays at position p of the tuples `kind` ... `nominal`. Each tree runs from `start`
+    until its batch ends or it stops (`predict_learn`'s stops); `start` moves on and the stops come back (-1: none).
 
     `floats` per tree: grace period, naive Bayes threshold, min branch fraction, max share to split, delta, tau;
     `ints`: max depth (-1: none), leaf prediction mode, split criterion, number of features, binary nominal
@@ -240,8 +273,9 @@ def predict_learn_trees(ids, X, start, ci, w, leaves, detour, out, floats, ints,
                  ints[t, 4] != 0)
         proba, done, due[p] = predict_learn(
             X[t, s0:], leaves[t, s0:], detour[t, s0:], ci[t, s0:], w[t, s0:], last_attempt[p], floats[t, 0],
-            depth[p], ints[t, 0], kind[p], feature[p], threshold[p], left[p], right[p], stats[p], known[p], slot[p],
-            mc_correct[p], nb_correct[p], obs[p], cat[p], nominal[p], ints[t, 1], floats[t, 1], split)
+            depth[p], ints[t, 0], kind[p], feature[p], threshold[p], left[p], right[p], multiway[p], branch[p],
+            stats[p], known[p], slot[p], mc_correct[p], nb_correct[p], obs[p], cat[p], nominal[p], ints[t, 1],
+            floats[t, 1], split)
         out[t, s0 : s0 + done, : proba.shape[1]] = proba[:done]
         start[t] = s0 + done
     return due

@@ -4,8 +4,9 @@
 
 A model is `name[:size][:param=value,...]`, e.g. `arf:10` or `driftmoe-data::prediction='mixture',router_batch=32`.
 Each finished run is appended to `<out>/runs.jsonl` at once (a long suite that is interrupted keeps what it did, and a
-rerun skips the runs already there); the table is printed and written to `<out>/table.md` at the end. Streams whose
-data file is absent are skipped with the reason.
+rerun skips the runs already there); the table is printed and written to `<out>/table.md` at the end, with a plot of
+the pool size over time for every run whose pool grew or shrank. Streams whose data file is absent are skipped with
+the reason.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import sys
 
 import torch
 
+from connectors import generators
 from connectors.benchmarks import StreamUnavailable, open_stream
 from stream_moe.config import load_settings
 from stream_moe.models.registry import build_model
+from stream_moe.plots import plot_pool_size
 from stream_moe.predictor import Predictor
 from stream_moe.replay import ReplayOptions, replay
 
@@ -84,6 +87,24 @@ def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
     return "\n".join(lines)
 
 
+def plot_pool_sizes(runs: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
+    """For every run whose pool changed size, its pool size over time with the stream's drift centres marked:
+    `<out>/pool_size_<stream>_<model>_<seed>.png` (the model spec made file-safe)."""
+    paths = []
+    for run in runs:
+        sizes = (run.get("adaptation") or {}).get("pool_sizes", [])
+        if len({k for _, k in sizes}) < 2:
+            continue
+        name = run["stream"]
+        drifts = generators.drifts(name, run["n"]) if name in generators.GENERATORS else []
+        slug = "".join(c if c.isalnum() else "_" for c in run["model"]).strip("_")
+        path = out / f"pool_size_{name}_{slug}_{run['seed']}.png"
+        plot_pool_size([tuple(pair) for pair in sizes], run["n"], drifts, path,
+                       f"{name} ({run['n']:,}): {run['model']}, seed {run['seed']}")
+        paths.append(path)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", default=DEFAULT_STREAMS)
@@ -122,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run['instances_per_s']:.0f}/s",
                     flush=True,
                 )
-    text = table([r for r in runs if r["n_requested"] == args.n], models, streams)
+    mine = [r for r in runs if r["n_requested"] == args.n and r["stream"] in streams and r["model"] in models]
+    text = table(mine, models, streams)
     (args.out / "table.md").write_text(text + "\n")
     print(text)
+    for path in plot_pool_sizes(mine, args.out):
+        print(f"wrote {path}")
     return 0
 
 

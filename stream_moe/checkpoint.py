@@ -2,8 +2,10 @@
 
 A checkpoint is one pickle, written to a temporary file, fsynced, renamed into place (and the directory fsynced), so a
 crash leaves either the previous checkpoint or the new one, never half of one. Its first line is the sha256 of the
-rest: a file damaged later (disk, a bad copy) is recognised and skipped, and the newest valid one is restored. The last
-`keep` checkpoints are kept.
+rest, after the checkpoint format: a file damaged later (disk, a bad copy) is recognised and skipped, and the newest
+valid one is restored. The last `keep` checkpoints are kept. A checkpoint of another format (written by a version of
+stream-moe whose models pickle differently) is not restored: `restore` raises `IncompatibleCheckpoint`, leaving the
+files as they are, rather than resume a model that would fail later or start over and lose what was learned.
 
 >>> import tempfile
 >>> ckpt = Checkpointer(tempfile.mkdtemp(), keep=2)
@@ -24,6 +26,14 @@ import typing
 log = logging.getLogger(__name__)
 
 PREFIX, SUFFIX = "checkpoint-", ".pkl"
+MAGIC = b"stream-moe-checkpoint"
+# The layout of the states this code writes. Raise it when a model's pickled state changes so that an older one
+# would not run (2: fast trees' multiway branch tables, descriptors' cached normal); files without it are format 1.
+FORMAT = 2
+
+
+class IncompatibleCheckpoint(RuntimeError):
+    """The newest valid checkpoint was written in another format than this code reads."""
 
 
 class Checkpointer:
@@ -47,7 +57,7 @@ class Checkpointer:
         path = self.directory / f"{PREFIX}{number:012d}{SUFFIX}"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            f.write(hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            f.write(b"%s %d %s\n" % (MAGIC, FORMAT, hashlib.sha256(payload).hexdigest().encode()))
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
@@ -62,13 +72,22 @@ class Checkpointer:
         return path
 
     def restore(self) -> typing.Any | None:
-        """The newest valid state, or None when there is none; damaged files are logged and skipped."""
+        """The newest valid state, or None when there is none; damaged files are logged and skipped. Raises
+        `IncompatibleCheckpoint` when the newest intact file has another format."""
         for path in reversed(self.paths()):
             try:
-                digest, payload = path.read_bytes().split(b"\n", 1)
+                header, payload = path.read_bytes().split(b"\n", 1)
+                fields = header.split(b" ")
+                form, digest = (int(fields[1]), fields[2]) if fields[0] == MAGIC else (1, header)
                 if hashlib.sha256(payload).hexdigest().encode() != digest:
                     raise ValueError("checksum mismatch")
-                return pickle.loads(payload)
             except Exception as err:  # a damaged or unreadable file: fall back to the one before
                 log.warning("skipping checkpoint %s: %s", path, err)
+                continue
+            if form != FORMAT:
+                raise IncompatibleCheckpoint(
+                    f"{path} has checkpoint format {form}; this version of stream-moe reads format {FORMAT}. Move "
+                    f"{self.directory} aside to start fresh, or resume it with the version that wrote it."
+                )
+            return pickle.loads(payload)
         return None

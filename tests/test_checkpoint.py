@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from stream_moe.checkpoint import Checkpointer
+import hashlib
+
+import pytest
+
+from stream_moe.checkpoint import FORMAT, Checkpointer, IncompatibleCheckpoint
 
 
 def test_restore_skips_damaged_checkpoints(tmp_path):
@@ -31,3 +35,23 @@ def test_numbering_continues_after_a_restart(tmp_path):
     Checkpointer(tmp_path).save({"n": 0})
     Checkpointer(tmp_path).save({"n": 1})
     assert Checkpointer(tmp_path).restore() == {"n": 1}
+
+
+def test_a_checkpoint_of_another_format_is_refused_not_skipped(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save({"n": 0})
+    newest = ckpt.save({"n": 1})
+    header, payload = newest.read_bytes().split(b"\n", 1)
+    newest.write_bytes(header.replace(b" %d " % FORMAT, b" %d " % (FORMAT + 1)) + b"\n" + payload)
+    with pytest.raises(IncompatibleCheckpoint, match=f"format {FORMAT + 1}.*reads format {FORMAT}"):
+        ckpt.restore()
+    assert len(ckpt.paths()) == 2  # nothing removed
+
+
+def test_a_checkpoint_from_before_formats_is_format_one(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    path = ckpt.save({"n": 0})
+    _, payload = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)  # the header before formats
+    with pytest.raises(IncompatibleCheckpoint, match="format 1"):
+        ckpt.restore()

@@ -28,7 +28,7 @@ class DriftMoEData(Mixture):
     live), half of them learning each instance, mixture prediction over them, router updates every 32 instances, ADWIN
     drift detection with background experts, online bagging with lambda 6, no self-expansion, and fast experts
     (river's Hoeffding tree in arrays and compiled loops: the accuracy of river's trees, and the whole model runs
-    4-11x as fast on SEA and RBF, 3.2x on Electricity, 25x on LED's 24 features; see the README). `PAPER` holds the
+    4-11x as fast on SEA and RBF, about 6x on Electricity, 25x on LED's 24 features; see the README). `PAPER` holds the
     parameters of the published model (12 experts, top 3 learn, top-1 prediction, router every 256 instances, no
     detection, no bagging, no exploration or balancing, river's trees):
     `DriftMoEData(**DriftMoEData.PAPER)`.

@@ -253,8 +253,6 @@ class DriftMoEData(Mixture):
         those of the first answers. With self-expansion, rows novel to every expert but the one grown last go to that
         one, and the descriptors absorb the rows their experts learned at the batch end."""
         n_pool, n_rows = len(self.pool_), len(xs)
-        if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
-            self._fresh = None
         order = np.argsort(-gates, axis=1, kind="stable")
         known = len(self.classes_)
         rows = np.array([i for i, y in enumerate(ys) if y is not None], dtype=np.int64)
@@ -397,8 +395,6 @@ class DriftMoEData(Mixture):
                 self._described.setdefault(e, []).append(self._row)
             if self._watch(e, not right[e]):
                 self._replaced(e)
-        if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
-            self._fresh = None
         return detail, right.astype(np.float32)
 
     # ---- adaptation -------------------------------------------------------------------------------------------------
@@ -425,8 +421,11 @@ class DriftMoEData(Mixture):
         return bool(in_use.any()) and bool((self._drifted_at[in_use] > self.n_learned_ - self.novelty_window).all())
 
     def _end_batch(self, novelty: np.ndarray | None) -> None:
-        """Self-expansion at a batch end: the learned rows' novelty (B, E) joins the recent window (None: an expert
-        was replaced in the batch, its descriptor restarted, so the window restarts), then maybe expand."""
+        """Self-expansion at a batch end, after the descriptors learned: the expert grown last stops taking the novel
+        rows once its descriptor has matured; the learned rows' novelty (B, E) joins the recent window (None: an
+        expert was replaced in the batch, its descriptor restarted, so the window restarts); then maybe expand."""
+        if self._fresh is not None and self.pool_.descriptors[self._fresh].mature:
+            self._fresh = None
         if novelty is None:
             self._forget_novelty()
         else:

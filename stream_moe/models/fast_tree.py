@@ -248,11 +248,15 @@ class FastHoeffdingTreeClassifier(base.Classifier):
 
     def _add_branch(self, node: int, code: int) -> int:
         """A learned row brought multiway node `node` a category it has no branch for: a new (empty) leaf, as river."""
-        if code >= self.branch_.shape[1]:
-            self.branch_ = np.pad(self.branch_, ((0, 0), (0, code + 1 - self.branch_.shape[1])), constant_values=-1)
+        self._widen_branches(code + 1)
         leaf = self._new_leaf(node, np.zeros(len(self.classes_)))
         self.branch_[self.multiway_[node], code] = leaf
         return leaf
+
+    def _widen_branches(self, width: int) -> None:
+        """Room in the branch table for category codes below `width`."""
+        if width > self.branch_.shape[1]:
+            self.branch_ = np.pad(self.branch_, ((0, 0), (0, width - self.branch_.shape[1])), constant_values=-1)
 
     # ---- prediction --------------------------------------------------------------------------------------------------
 
@@ -408,14 +412,11 @@ class FastHoeffdingTreeClassifier(base.Classifier):
         children = [(code, self._new_leaf(node, weights, known)) for code, weights, known in branches]
         self.kind_[node], self.feature_[node], self.threshold_[node] = kind, feature, threshold
         if kind == NOMINAL_MULTIWAY:
-            row = np.full(max(self.branch_.shape[1], max(code for code, _ in children) + 1), -1, dtype=np.int64)
-            for code, child in children:
-                row[code] = child
-            width = len(row)
-            if width > self.branch_.shape[1]:
-                self.branch_ = np.pad(self.branch_, ((0, 0), (0, width - self.branch_.shape[1])), constant_values=-1)
+            self._widen_branches(max(code for code, _ in children) + 1)
             self.multiway_[node] = len(self.branch_)
-            self.branch_ = np.concatenate([self.branch_, row[None]])
+            self.branch_ = np.concatenate([self.branch_, np.full((1, self.branch_.shape[1]), -1, dtype=np.int64)])
+            for code, child in children:
+                self.branch_[-1, code] = child
         else:
             self.left_[node], self.right_[node] = children[0][1], children[1][1]
 

@@ -55,13 +55,6 @@ class InputDescriptor:
         """Statistics settled: as many inputs seen as the ring of recent scores holds."""
         return self.count >= self.recent
 
-    @property
-    def normal(self) -> tuple[float, float]:
-        """Mean and spread of the recent training scores (what z-scores the raw ones), kept until the next `learn`."""
-        if self._normal is None:
-            _normals([self])
-        return self._normal
-
     def score(self, z: np.ndarray, frame: Frame) -> np.ndarray:
         """z-scored novelty of each row of z, router inputs encoded in `frame` (0 for every row until the descriptor
         has seen `min_count` inputs)."""
@@ -122,14 +115,9 @@ def _raw(u: np.ndarray, mean: np.ndarray, m2: np.ndarray, count: np.ndarray, sca
 
 
 def _normals(ds: list[InputDescriptor]) -> None:
-    """Compute the `normal` of the descriptors that need it, those with a full ring of scores together."""
-    stale = [d for d in ds if d._normal is None]
-    full = [d for d in stale if d._n_scores >= d.recent and d.recent == stale[0].recent]
-    if full:
-        rings = np.stack([d._scores for d in full])
-        for d, centre, spread in zip(full, rings.mean(axis=1).tolist(), (rings.std(axis=1) + 1e-6).tolist()):
-            d._normal = (centre, spread)
-    for d in stale:
+    """Mean and spread of each descriptor's recent training scores (what z-scores the raw ones), computed once per
+    `learn`."""
+    for d in ds:
         if d._normal is None:
             recent = d._scores[: min(d._n_scores, d.recent)]
             d._normal = (float(recent.mean()), float(recent.std() + 1e-6))

@@ -101,9 +101,8 @@ class ExpertPool:
         if self.drift_detector is None:
             return None
         # a seed of their own for detectors that draw at random, from the pool's seed and how many came before
-        # (getattr: pools pickled before these were kept)
-        self.monitors_made = getattr(self, "monitors_made", 0) + 1
-        seed = getattr(self, "seed", 0) * 100_003 + 2 * self.monitors_made
+        self.monitors_made += 1
+        seed = self.seed * 100_003 + 2 * self.monitors_made
         warning = make_detector(self.warning_detector, seed + 1) if self.warning_detector is not None else None
         return ErrorMonitor(make_detector(self.drift_detector, seed), warning)
 

@@ -5,8 +5,8 @@
 A model is `name[:size][:param=value,...]`, e.g. `arf:10` or `driftmoe-data::prediction='mixture',router_batch=32`.
 Each finished run is appended to `<out>/runs.jsonl` at once (a long suite that is interrupted keeps what it did, and a
 rerun skips the runs already there); the table is printed and written to `<out>/table.md` at the end, with a plot of
-the pool size over time for every run whose pool grew or shrank. Streams whose data file is absent are skipped with
-the reason.
+the pool size over time for every run whose pool was expanded or pruned. Streams whose data file is absent are
+skipped with the reason.
 """
 
 from __future__ import annotations
@@ -88,13 +88,15 @@ def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
 
 
 def plot_pool_sizes(runs: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
-    """For every run whose pool changed size, its pool size over time with the stream's drift centres marked:
-    `<out>/pool_size_<stream>_<model>_<seed>.png` (the model spec made file-safe)."""
+    """For every run whose pool was expanded or pruned, its pool size over time with the stream's drift centres
+    marked: `<out>/pool_size_<stream>_<model>_<seed>.png` (the model spec made file-safe). (MoE-Task's pool grows
+    with the classes as they appear: that is not adaptation, and gets no plot.)"""
     paths = []
     for run in runs:
-        sizes = (run.get("adaptation") or {}).get("pool_sizes", [])
-        if len({k for _, k in sizes}) < 2:
+        adaptation = run.get("adaptation") or {}
+        if not (adaptation.get("expansions") or adaptation.get("prunes")):
             continue
+        sizes = adaptation["pool_sizes"]
         name = run["stream"]
         drifts = generators.drifts(name, run["n"]) if name in generators.GENERATORS else []
         slug = "".join(c if c.isalnum() else "_" for c in run["model"]).strip("_")

@@ -19,14 +19,16 @@ def load_suite():
 def test_suite_writes_runs_table_and_the_plot_of_a_growing_pool(tmp_path):
     suite = load_suite()
     growing = "driftmoe-data::n_experts=1,top_k=1,expansion=True,drift_detector=None,expansion_cooldown=500"
-    args = ["--streams", "recur4", "--n", "12000", "--models", f"{growing};hoeffding-tree", "--out", str(tmp_path)]
+    task = "driftmoe-task::experts='fast'"
+    args = ["--streams", "recur4", "--n", "12000", "--models", f"{growing};hoeffding-tree;{task}", "--out", str(tmp_path)]
     assert suite.main(args) == 0
     runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert [r["model"] for r in runs] == [growing, "hoeffding-tree"] and all(r["n"] == 12000 for r in runs)
+    assert [r["model"] for r in runs] == [growing, "hoeffding-tree", task] and all(r["n"] == 12000 for r in runs)
     assert runs[0]["adaptation"]["expansions"] >= 1
     table = (tmp_path / "table.md").read_text()
-    assert table.count("| recur4 |") == 2
+    assert table.count("| recur4 |") == 3
     plots = list(tmp_path.glob("pool_size_recur4_*.png"))
-    assert len(plots) == 1 and plots[0].stat().st_size > 0  # the tree has no pool: no plot
+    # the tree has no pool, MoE-Task's grew only with the classes: one plot
+    assert len(plots) == 1 and plots[0].name.startswith("pool_size_recur4_driftmoe_data") and plots[0].stat().st_size
     assert suite.main(args) == 0  # everything done: nothing runs again
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 3

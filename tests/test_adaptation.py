@@ -81,22 +81,24 @@ def halfplane(n, change, noise_after=0.05, flip_after=False, seed=0):
     return [({"a": float(a), "b": float(b)}, bool(label)) for (a, b), label in zip(X, y)]
 
 
-def test_task_expert_stays_when_only_the_noise_rose():
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_task_expert_stays_when_only_the_noise_rose(experts):
     """MoE-Task keeps a class's expert whose error rose for a reason a new expert cannot beat (more label noise);
     replacing it at every drift, as DriftMoE-Data does, throws away what it knows."""
     data = halfplane(12_000, change=4000, noise_after=0.3)
-    kept = DriftMoETask(device="cpu", seed=0)
+    kept = DriftMoETask(experts=experts, device="cpu", seed=0)
     run(kept, data)
     assert kept.counts_["kept"] >= 1 and kept.counts_["background_takeovers"] == 0
     assert len(kept.pool_) == 2 and kept.pool_.usage_.min() > 11_990  # neither expert was ever replaced
-    always = DriftMoETask(takeover_z=None, device="cpu", seed=0)
+    always = DriftMoETask(takeover_z=None, experts=experts, device="cpu", seed=0)
     run(always, data)
     assert always.counts_["drifts"] >= 1 and always.counts_["kept"] == 0
 
 
-def test_task_background_takes_over_after_a_real_concept_change():
+@pytest.mark.parametrize("experts", ["river", "fast"])
+def test_task_background_takes_over_after_a_real_concept_change(experts):
     data = halfplane(12_000, change=4000, flip_after=True)
-    model = DriftMoETask(device="cpu", seed=0)
+    model = DriftMoETask(experts=experts, device="cpu", seed=0)
     run(model, data[:4000])
     assert run(model, data[4000:8000]) > 0.6 and model.counts_["background_takeovers"] >= 1
     assert run(model, data[8000:]) > 0.9

@@ -198,7 +198,8 @@ def test_a_batch_is_row_by_row_test_then_train_whatever_its_size(nominal, missin
 
 def test_trees_learned_together_are_the_trees_learned_alone():
     """More trees than one compiled call takes, of every leaf prediction and split kind, each with its own weights
-    and hidden columns, some rows unlabelled: one pass for all gives each tree's own answers and splits."""
+    and hidden columns, half with labels of their own, some rows unlabelled: one pass for all gives each tree's own
+    answers and splits."""
     data = random_stream(9, 1500, nominal=True, missing=0.05)
     coder, X, y = coded(data)
     y = [None if i % 11 == 0 else label for i, label in enumerate(y)]
@@ -208,13 +209,16 @@ def test_trees_learned_together_are_the_trees_learned_alone():
     hidden = rng.random((len(settings), X.shape[1])) < 0.2
     together = [FastHoeffdingTreeClassifier(**p) for p in settings]
     alone = [FastHoeffdingTreeClassifier(**p) for p in settings]
+    relabelled = [y[1] if label is not None and i % 23 == 0 else label for i, label in enumerate(y)]  # same classes
     for i in range(0, len(X), 32):
         rows = np.repeat(X[None, i : i + 32], len(settings), axis=0)
         rows[np.broadcast_to(hidden[:, None], rows.shape)] = np.nan
         weights = rng.poisson(1.0, (len(settings), len(rows[0])))
-        answers = predict_learn_trees(together, rows, y[i : i + 32], weights, nominal=coder.nominal)
+        batch = [y[i : i + 32], relabelled[i : i + 32]]  # labels of their own for every other tree
+        labels = [batch[t % 2] for t in range(len(together))]
+        answers = predict_learn_trees(together, rows, labels, weights, nominal=coder.nominal)
         for t, tree in enumerate(alone):
-            expected = tree.predict_learn_many(rows[t], y[i : i + 32], weights[t], nominal=coder.nominal)
+            expected = tree.predict_learn_many(rows[t], labels[t], weights[t], nominal=coder.nominal)
             np.testing.assert_array_equal(answers[t], expected)
     assert sum(tree.branches_ != {} for tree in together) >= 3, "multiway nominal splits were expected"
     assert min(tree.n_leaves for tree in together) >= 2

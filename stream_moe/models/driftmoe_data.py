@@ -283,8 +283,8 @@ class DriftMoEData(Mixture):
         weights = pool.bag(xs, learns)
         behind = [e for e in range(n_pool) if pool.backgrounds[e] is not None]
         slots = list(range(n_pool)) + behind  # every expert, then the background experts, in one pass
-        answers = pool.answer_learn(pool.experts + [pool.backgrounds[e] for e in behind], slots, X, ys, weights[slots],
-                                    classes)
+        answers = pool.answer_learn(pool.experts + [pool.backgrounds[e] for e in behind], slots, X, [ys] * len(slots),
+                                    weights[slots], classes)
         proba = np.stack(answers[:n_pool], axis=1)  # (B, E, C)
         # expert -> (first row, its background's answers from it)
         background: dict[int, tuple[int, np.ndarray]] = {e: (0, a) for e, a in zip(behind, answers[n_pool:])}
@@ -319,7 +319,7 @@ class DriftMoEData(Mixture):
                 if state == WARNING:
                     pool.start_background(e)
                     self._log("warnings", e)
-                    background[e] = (rows[at] + 1, pool.answer_learn([pool.backgrounds[e]], [e], X[after], ys_after,
+                    background[e] = (rows[at] + 1, pool.answer_learn([pool.backgrounds[e]], [e], X[after], [ys_after],
                                                                      weights[e, after][None], classes)[0])
                     continue
                 took_over = background.pop(e, None)
@@ -327,11 +327,12 @@ class DriftMoEData(Mixture):
                 self._drifted_at[e] = self.n_learned_
                 masks[:at, e] = 0.0  # those rows judged the old expert
                 replaced_at[e] = rows[at]
+                pool.usage_[e] = learns[after, e].sum()  # what the expert now in the slot learns of this batch
                 if not len(after):
                     continue
                 if took_over is None:  # a fresh expert: it answers and learns the rest of the batch
                     pool.draw_subspace(e, xs[after[0]])
-                    proba[after, e] = pool.answer_learn([pool.experts[e]], [e], X[after], ys_after,
+                    proba[after, e] = pool.answer_learn([pool.experts[e]], [e], X[after], [ys_after],
                                                         weights[e, after][None], classes)[0]
                 else:
                     first, answers = took_over

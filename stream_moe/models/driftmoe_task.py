@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from river import base
 
+from stream_moe.models.detectors import WARNING
 from stream_moe.models.features import Frame
 from stream_moe.models.mixture import Mixture
 
@@ -89,9 +90,7 @@ class DriftMoETask(Mixture):
     def _positive(self, xs) -> np.ndarray:
         """Each class expert's probability that the row is of its class, shape (B, C); 0.5 when it knows nothing."""
         n, c = len(xs), len(self.classes_)
-        proba = self.pool_.proba(xs, np.broadcast_to(np.arange(c), (n, c)), [False, True])
-        total = proba.sum(axis=2)
-        return np.where(total > 0, proba[:, :, 1] / np.where(total > 0, total, 1.0), 0.5)
+        return _yes(self.pool_.proba(xs, np.broadcast_to(np.arange(c), (n, c)), [False, True]))
 
     @staticmethod
     def _combine(logits: np.ndarray, positive: np.ndarray) -> np.ndarray:
@@ -110,7 +109,106 @@ class DriftMoETask(Mixture):
     def _learn_batch(
         self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
     ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        if self.pool_.batched:
+            return self._learn_batched(xs, ys, logits)
         return [self._step(x, y, logits[i]) for i, (x, y) in enumerate(zip(xs, ys))]
+
+    def _learn_batched(self, xs, ys, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+        """`_learn_batch` for batched experts, with `_step`'s rules: every class expert (and background expert)
+        answers and learns the whole batch test-then-train in one compiled call, a class first seen in the batch
+        getting its expert at that row; then each expert's monitor reads its errors in row order. A warning starts a
+        background expert, which answers and learns the expert's rows after it; a drift keeps the expert (see
+        `_keeps`) or puts the background (or a fresh) expert in the slot, whose answers replace the old expert's for
+        the rows after. As in DriftMoE-Data's batched path, the tie breaks of rows no expert got right stay those of
+        the first answers."""
+        n_rows, known = len(xs), len(self.classes_)
+        rows = np.array([i for i, y in enumerate(ys) if y is not None], dtype=np.int64)
+        c = np.array([self._register_class(ys[i]) for i in rows], dtype=np.int64)  # new classes: new experts
+        n_pool, n = len(self.classes_), len(rows)
+        born = np.zeros(n_pool, dtype=np.int64)  # the row from which each expert answers and learns
+        born[known:] = rows[[int(np.argmax(c == k)) for k in range(known, n_pool)]]
+        labelled = np.zeros(n_rows, dtype=bool)
+        labelled[rows] = True
+        learns = labelled[:, None] & (np.arange(n_rows)[:, None] >= born)
+        row_class = np.full(n_rows, -1)
+        row_class[rows] = c
+        targets = [[None if k < 0 else k == e for k in row_class.tolist()] for e in range(n_pool)]
+
+        pool = self.pool_
+        X = pool.code(xs)
+        weights = pool.bag(xs, learns)
+        behind = [e for e in range(n_pool) if pool.backgrounds[e] is not None]
+        slots = list(range(n_pool)) + behind  # every expert, then the background experts, in one pass
+        answers = [_yes(a) for a in pool.answer_learn(pool.experts + [pool.backgrounds[e] for e in behind], slots, X,
+                                                      [targets[e] for e in slots], weights[slots], [False, True])]
+        positive = np.stack(answers[:n_pool], axis=1)  # (B, E); 0.5 from experts that know nothing yet
+        background = {e: (0, a) for e, a in zip(behind, answers[n_pool:])}  # expert -> (first row, its answers)
+
+        is_class = c[:, None] == np.arange(n_pool)
+        exists = rows[:, None] >= born
+        answered = ((positive[rows] > 0.5) == is_class) & exists  # right before the tie breaks: what duels count
+        right = answered.copy()
+        none = np.flatnonzero(~right.any(axis=1))
+        if len(none):  # the expert closest to right, exact ties at random
+            score = np.where(is_class, positive[rows], 1.0 - positive[rows])[none]
+            score[~exists[none]] = -np.inf
+            tied = score == score.max(axis=1, keepdims=True)
+            right[none, np.where(tied, self.rng_.random(score.shape), -1.0).argmax(axis=1)] = True
+
+        learned_before = self.n_learned_
+        for e in range(n_pool):
+            mine = np.flatnonzero(exists[:, e])  # positions among the labelled rows
+            start = 0
+            while start < len(mine):
+                read, state = pool.scan(e, ~right[mine[start:], e])
+                if e in background and self.takeover_z is not None:
+                    first, theirs = background[e]
+                    seen = mine[start : start + read]
+                    pool.duel(e, ~answered[seen, e], (theirs[rows[seen] - first] > 0.5) != is_class[seen, e])
+                start += read
+                if not state:
+                    continue
+                at = mine[start - 1]  # the labelled row whose error fired
+                after = np.arange(rows[at] + 1, n_rows)
+                self.n_learned_ = learned_before + at + 1
+                if state == WARNING:
+                    self._log("warnings", e)
+                    pool.start_background(e)
+                elif self._keeps(e):  # a new background expert challenges it from here
+                    pass
+                else:
+                    took_over = background.pop(e, None)
+                    self._drifted(e)
+                    pool.usage_[e] = learns[after, e].sum()  # what the expert now in the slot learns of this batch
+                    if not len(after):
+                        continue
+                    if took_over is None:  # a fresh expert: it answers and learns the rest of the batch
+                        positive[after, e] = _yes(pool.answer_learn([pool.experts[e]], [e], X[after],
+                                                                    [[targets[e][i] for i in after]],
+                                                                    weights[e, after][None], [False, True])[0])
+                    else:
+                        first, theirs = took_over
+                        positive[after, e] = theirs[after[0] - first :]
+                    later = np.arange(at + 1, n)
+                    answered[later, e] = (positive[rows[later], e] > 0.5) == is_class[later, e]
+                    right[later, e] = answered[later, e]
+                    continue
+                background[e] = (rows[at] + 1, _yes(pool.answer_learn([pool.backgrounds[e]], [e], X[after],
+                                                                      [[targets[e][i] for i in after]],
+                                                                      weights[e, after][None], [False, True])[0]))
+        self.n_learned_ = learned_before + n
+
+        scores = self._combine(logits, positive)
+        classes_before = np.full(n_rows, known)  # per row, the classes known when it was answered
+        for k in range(known, n_pool):
+            classes_before[born[k] + 1 :] += 1
+        out: list[tuple[tuple[dict, list[int]], np.ndarray | None]] = [
+            ((self._to_dict(scores[i, :k]), list(range(k))) if k else ({}, []), None)
+            for i, k in enumerate(classes_before.tolist())
+        ]
+        for j, i in enumerate(rows.tolist()):
+            out[i] = (out[i][0], right[j].astype(np.float32))
+        return out
 
     def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
         detail: tuple[dict, list[int]] = ({}, [])
@@ -138,9 +236,9 @@ class DriftMoETask(Mixture):
         dueling = [e for e in range(len(is_class)) if self.pool_.backgrounds[e] is not None]
         if self.takeover_z is None or not dueling:
             return
-        proba = self.pool_.proba([x], np.array([dueling]), [False, True], backgrounds=True)[0]
-        for e, (no, yes) in zip(dueling, proba):
-            self.pool_.duel(e, not right[e], (yes > no) != is_class[e])
+        theirs = _yes(self.pool_.proba([x], np.array([dueling]), [False, True], backgrounds=True)[0])
+        for e, yes in zip(dueling, theirs):
+            self.pool_.duel(e, not right[e], (yes > 0.5) != is_class[e])
 
     def _keeps(self, e: int) -> bool:
         """With `takeover_z` a drifted class expert stays unless its background expert beat it since it started, by
@@ -152,3 +250,10 @@ class DriftMoETask(Mixture):
         self.pool_.start_background(e)
         self._log("kept", e)
         return True
+
+
+def _yes(proba: np.ndarray) -> np.ndarray:
+    """A one-vs-rest expert's probability of yes from its probabilities (..., 2) of [no, yes]; 0.5 from an expert
+    that knows nothing (all zeros)."""
+    total = proba.sum(axis=-1)
+    return np.where(total > 0, proba[..., 1] / np.where(total > 0, total, 1.0), 0.5)

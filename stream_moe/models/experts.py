@@ -37,13 +37,9 @@ class ExpertPool:
 
     `usage_[e]` counts the instances expert `e` has learned (since it took its slot).
 
-    With fast experts the pool is `batched`, with two ways to learn. `code`, `bag` and `answer_learn` give an expert a
-    whole batch at once, answered test-then-train (DriftMoE-Data without expansion). Otherwise `learn` only stages
-    the rows, and `flush` (which the mixtures call at the end of every batch) codes every staged row once with the
-    pool's `RowCoder` and trains each expert on its rows with one `learn_many` call. Until then the experts answer as
-    they were at the batch start. An expert's rows are flushed early where order matters: before a warning starts its
-    background expert (which learns only the rows after the warning) and before a drift replaces it (its background
-    expert takes over with all its rows).
+    With fast experts the pool is `batched`: `code`, `bag` and `answer_learn` give the experts a whole batch at once,
+    answered test-then-train in one compiled call (the mixtures' path); `learn` and `proba` also work on any rows, as
+    with river experts.
 
     >>> pool = ExpertPool(default_expert(), n_experts=2)
     >>> pool.learn(0, [{"a": 1.0}], ["up"])
@@ -53,9 +49,6 @@ class ExpertPool:
     [1, 0]
     >>> fast = ExpertPool(default_expert("fast"), n_experts=2)
     >>> fast.learn(0, [{"a": 1.0}], ["up"])
-    >>> fast.proba([{"a": 1.0}], which=np.array([[0, 1]]), classes=["up", "down"]).tolist()  # staged, not learned
-    [[[0.0, 0.0], [0.0, 0.0]]]
-    >>> fast.flush()
     >>> fast.proba([{"a": 1.0}], which=np.array([[0, 1]]), classes=["up", "down"]).tolist()
     [[[1.0, 0.0], [0.0, 0.0]]]
     """
@@ -90,7 +83,6 @@ class ExpertPool:
         self.usage_ = np.zeros(0, dtype=np.int64)
         self.batched = isinstance(prototype, FastHoeffdingTreeClassifier)
         self.coder = RowCoder(getattr(prototype, "nominal_attributes", None)) if self.batched else None
-        self.staged: list[list[tuple[dict, object, float]]] = []  # per expert: (x, y, weight) not learned yet
         for _ in range(n_experts):
             self.add()
 
@@ -119,14 +111,12 @@ class ExpertPool:
         self.descriptors.append(self._descriptor())
         self.subspaces.append(None)  # drawn from the features of the first instance the expert learns
         self.duels.append(None)
-        self.staged.append([])
         self.usage_ = np.append(self.usage_, 0)
         return len(self.experts) - 1
 
     def replace(self, e: int) -> bool:
         """Expert `e` drifted: its background expert (or a fresh one) takes the slot, with a fresh monitor and
         descriptor. Returns whether a background expert took over."""
-        self.flush(e)
         background = self.backgrounds[e]
         self.experts[e] = background if background is not None else self.prototype.clone()
         self.backgrounds[e] = None
@@ -139,8 +129,7 @@ class ExpertPool:
 
     def remove(self, e: int) -> None:
         """Drop expert `e`; the experts after it move down one index."""
-        for slots in (self.experts, self.backgrounds, self.duels, self.monitors, self.descriptors, self.subspaces,
-                      self.staged):
+        for slots in (self.experts, self.backgrounds, self.duels, self.monitors, self.descriptors, self.subspaces):
             del slots[e]
         self.usage_ = np.delete(self.usage_, e)
 
@@ -210,11 +199,12 @@ class ExpertPool:
         draws = self.rng.poisson(self.bagging_lambda, shape) if self.bagging_lambda > 0 else np.ones(shape)
         return np.where(learns.T, draws, 0.0)
 
-    def answer_learn(self, models: list, es: list[int], X: np.ndarray, ys, weights: np.ndarray,
+    def answer_learn(self, models: list, es: list[int], X: np.ndarray, ys: list, weights: np.ndarray,
                      classes) -> list[np.ndarray]:
         """Batched pools: each of `models` (expert `es[i]` or its background expert) answers the coded rows `X`
-        test-then-train, learning each row whose weight (row i of `weights`) is > 0 right after answering it, all in
-        one compiled pass (`predict_learn_trees`); per model the probabilities of `classes`, shape (B, C)."""
+        test-then-train, learning each row whose weight (row i of `weights`) is > 0 right after answering it, with
+        the labels `ys[i]` (one list object for the models that share their labels), all in one compiled pass
+        (`predict_learn_trees`); per model the probabilities of `classes`, shape (B, C)."""
         rows = np.stack([self._rows(e, X) for e in es])
         answers = predict_learn_trees(models, rows, ys, weights, nominal=self.coder.nominal)
         return [self._in_order(model, proba, classes) for model, proba in zip(models, answers)]
@@ -228,40 +218,19 @@ class ExpertPool:
         out[:, theirs] = proba[:, mine]
         return out
 
-    def flush(self, e: int | None = None) -> None:
-        """Train expert `e` (every expert when None) and its background expert on their staged rows."""
-        todo = [i for i in (range(len(self.staged)) if e is None else [e]) if self.staged[i]]
-        if not todo:
-            return
-        position: dict[int, int] = {}  # the same row staged for several experts is coded once
-        xs = []
-        for i in todo:
-            for x, _, _ in self.staged[i]:
-                if id(x) not in position:
-                    position[id(x)] = len(xs)
-                    xs.append(x)
-        self.coder.learn_many(xs)
-        X = self.coder.transform_many(xs)
-        for i in todo:
-            staged, self.staged[i] = self.staged[i], []
-            rows = self._rows(i, X[[position[id(x)] for x, _, _ in staged]])
-            ys, weights = [y for _, y, _ in staged], np.array([w for _, _, w in staged])
-            for model in (self.experts[i], self.backgrounds[i]):
-                if model is not None:
-                    model.learn_many(rows, ys, weights, nominal=self.coder.nominal)
-
     def learn(self, e: int, xs, ys) -> None:
-        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order (batched: stages
-        them, see the class docstring). With online bagging each row has a Poisson(lambda) weight (0: skipped)."""
+        """Expert `e` (and its background expert) learns the rows `xs` with labels `ys`, in order. With online bagging
+        each row has a Poisson(lambda) weight (0: skipped)."""
         if xs:
             self.draw_subspace(e, xs[0])
         weights = self.rng.poisson(self.bagging_lambda, len(xs)) if self.bagging_lambda > 0 else None
-        if self.batched:
-            self.staged[e].extend((x, y, 1.0 if weights is None else float(weights[i]))
-                                  for i, (x, y) in enumerate(zip(xs, ys)) if weights is None or weights[i] > 0)
-            self.usage_[e] += len(ys)
-            return
+        self.usage_[e] += len(ys)
         learners = [m for m in (self.experts[e], self.backgrounds[e]) if m is not None]
+        if self.batched:
+            rows = self._rows(e, self.code(xs))
+            for model in learners:
+                model.learn_many(rows, ys, weights, nominal=self.coder.nominal)
+            return
         for i, (x, y) in enumerate(zip(xs, ys)):
             if weights is not None and weights[i] == 0:
                 continue
@@ -271,7 +240,6 @@ class ExpertPool:
                     model.learn_one(x, y)
                 else:
                     model.learn_one(x, y, w=float(weights[i]))
-        self.usage_[e] += len(ys)
 
     def draw_subspace(self, e: int, x: dict) -> None:
         """With `subspace`, give expert `e` a random share of the features of `x` if it has no subspace yet."""
@@ -302,7 +270,7 @@ class ExpertPool:
     def scan(self, e: int, errors) -> tuple[int, int]:
         """Feed expert `e`'s monitor its 0/1 errors in order until a drift, or a warning while it has no background
         expert: returns how many it read and DRIFT, WARNING or 0 (all read, nothing to act on). The caller acts:
-        `replace` on DRIFT, `start_background` on WARNING (after staging the rows read, which the old expert learns)."""
+        `replace` on DRIFT, `start_background` on WARNING."""
         monitor = self.monitors[e]
         if monitor is None:
             return len(errors), 0
@@ -313,15 +281,16 @@ class ExpertPool:
         return len(errors), 0
 
     def start_background(self, e: int) -> None:
-        """A warning: expert `e` learns what was staged for it, then a background expert starts learning beside it."""
-        self.flush(e)
+        """A warning: a background expert starts learning beside expert `e`."""
         self.backgrounds[e] = self.prototype.clone()
         self.duels[e] = np.zeros(2, dtype=np.int64)
 
-    def duel(self, e: int, expert_error: bool, background_error: bool) -> None:
-        """Count one row's answers of expert `e` and of its background expert (both answered before learning it)."""
-        if expert_error != background_error:
-            self.duels[e][int(expert_error)] += 1
+    def duel(self, e: int, expert_errors, background_errors) -> None:
+        """Count rows' answers of expert `e` and of its background expert (0/1 errors, both answered before learning
+        the rows): of the rows exactly one of them got wrong, which one."""
+        expert_errors, background_errors = np.atleast_1d(expert_errors), np.atleast_1d(background_errors)
+        one = expert_errors != background_errors
+        self.duels[e] += np.bincount(expert_errors[one].astype(np.int64), minlength=2)
 
     def background_better(self, e: int, z: float = 0.0) -> bool:
         """Whether expert `e`'s background expert beat it on the rows they both answered: of the rows exactly one of
@@ -329,8 +298,7 @@ class ExpertPool:
 
         >>> pool = ExpertPool(default_expert())
         >>> e = pool.add(); pool.start_background(e)
-        >>> for _ in range(12): pool.duel(e, expert_error=True, background_error=False)
-        >>> for _ in range(4): pool.duel(e, expert_error=False, background_error=True)
+        >>> pool.duel(e, expert_errors=[1] * 12 + [0] * 4, background_errors=[0] * 12 + [1] * 4)
         >>> pool.background_better(e, z=1.0), pool.background_better(e, z=2.5)
         (True, False)
         """

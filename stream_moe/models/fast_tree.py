@@ -301,16 +301,16 @@ class FastHoeffdingTreeClassifier(base.Classifier):
     def predict_learn_many(self, X: np.ndarray, y, w=None, nominal=None) -> np.ndarray:
         """Test-then-train over coded rows, in order: each row's probabilities (as `predict_proba_many`), then the row
         is learned if its weight is > 0 (rows with weight 0, or label None, are only predicted)."""
-        return predict_learn_trees([self], np.asarray(X, dtype=float)[None], y, [w], nominal)[0]
+        return predict_learn_trees([self], np.asarray(X, dtype=float)[None], [y], [w], nominal)[0]
 
     def _prepare(self, X: np.ndarray, y, w: np.ndarray, nominal, codes: dict) -> np.ndarray:
         """Before a test-then-train pass over rows `X` with labels `y` and weights `w`: register new features, and new
         classes in the order of the rows learned; the class index of each row learned. `codes` caches the indices
-        of the labels for a list of classes (the trees of a pool mostly share theirs)."""
+        of a list of labels for a list of classes (the trees of a pool mostly share both)."""
         if not hasattr(self, "kind_"):
             self._init_state()
         self._see_columns(X, nominal)
-        key = tuple(self.classes_)
+        key = (id(y), tuple(self.classes_))
         if key not in codes:
             index = self._class_index
             ci = np.array([index.get(label, -1) for label in y], dtype=np.int64)
@@ -443,10 +443,11 @@ _kernel_arrays = operator.attrgetter("kind_", "feature_", "threshold_", "left_",
                                      "nb_correct_", "obs_", "cat_", "nominal_")
 
 
-def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray, y, weights,
+def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray, ys: list, weights,
                         nominal=None) -> list[np.ndarray]:
-    """Test-then-train of several trees over the same labelled rows: exactly `trees[t].predict_learn_many(X[t], y,
-    weights[t], nominal)` for every t (`X` (T, B, F): each tree's coded rows; a weight None is all ones), with one
+    """Test-then-train of several trees over the same rows: exactly `trees[t].predict_learn_many(X[t], ys[t],
+    weights[t], nominal)` for every t (`X` (T, B, F): each tree's coded rows; `ys[t]` its labels, one list object
+    for the trees that share them; a weight None is all ones), with one
     compiled call for every `TREES_PER_CALL` trees, and one more round for the trees that stopped at a due leaf (its
     split attempt runs in between), instead of a call per tree and split attempt.
 
@@ -458,7 +459,7 @@ def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray,
     >>> together = [FastHoeffdingTreeClassifier(grace_period=20), FastHoeffdingTreeClassifier(grace_period=30)]
     >>> alone = [tree.clone() for tree in together]
     >>> weights = [None, np.arange(64) % 2]
-    >>> answers = predict_learn_trees(together, np.stack([X, X]), y, weights)
+    >>> answers = predict_learn_trees(together, np.stack([X, X]), [y, y], weights)
     >>> all(np.array_equal(a, tree.predict_learn_many(X, y, w)) for a, tree, w in zip(answers, alone, weights))
     True
     """
@@ -467,9 +468,11 @@ def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray,
     X = np.ascontiguousarray(X, dtype=float)
     n_trees, n_rows = len(trees), X.shape[1]
     w = np.array([np.ones(n_rows) if weight is None else weight for weight in weights], dtype=float)
-    w[:, [i for i, label in enumerate(y) if label is None]] = 0.0
+    for t, y in enumerate(ys):
+        w[t, [i for i, label in enumerate(y) if label is None]] = 0.0
     codes: dict = {}
-    ci = np.array([tree._prepare(X[t], y, w[t], nominal, codes) for t, tree in enumerate(trees)]).reshape(n_trees, -1)
+    ci = np.array([tree._prepare(X[t], ys[t], w[t], nominal, codes) for t, tree in enumerate(trees)]).reshape(n_trees,
+                                                                                                              -1)
     width = max(X.shape[2], max(tree.n_features_ for tree in trees))  # rows coded before a feature a tree knows
     rows = X if width == X.shape[2] else np.pad(X, ((0, 0), (0, 0), (0, width - X.shape[2])), constant_values=np.nan)
     floats, ints, has_nominal = (np.array(column, dtype=dtype) for column, dtype in

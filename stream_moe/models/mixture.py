@@ -29,12 +29,10 @@ class Mixture(base.Classifier, abc.ABC):
       once for the batch, so every row is routed by the router and input statistics of the batch start, and a router
       update that falls due inside the batch runs at its end.
       With batches of one there is no difference.
-    - With `experts="fast"` (array-based trees, see `ExpertPool`) DriftMoE-Data hands the whole pool the whole batch
+    - With `experts="fast"` (array-based trees, see `ExpertPool`) both variants hand the whole pool the whole batch
       in one call, test-then-train: each row is still answered by experts that learned the rows before it; what
       differs is the order of the work (monitors read each expert's errors in turn, see
-      `DriftMoEData._learn_batched`). In DriftMoE-Task, fast experts answer a batch as they were at its start and
-      learn their rows at its end (earlier when a monitor warns or drifts): cheaper to write, but it costs accuracy
-      where labels come in runs. With batches of one there is no difference.
+      `DriftMoEData._learn_batched` and `DriftMoETask._learn_batched`). With batches of one there is no difference.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
 
     Both variants can watch each expert with a drift detector (`drift_detector`, `warning_detector`: names such as
@@ -198,8 +196,6 @@ class Mixture(base.Classifier, abc.ABC):
                 self.router_.grow_inputs(self.encoder_.n_columns)
         logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
         results = self._learn_batch(xs, ys, z, frame, logits)
-        if hasattr(self, "pool_"):
-            self.pool_.flush()
         rows = [i for i, (_, mask) in enumerate(results) if mask is not None]
         if rows:
             masks = np.zeros((len(rows), self.router_.n_outputs), dtype=np.float32)

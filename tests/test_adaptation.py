@@ -148,6 +148,20 @@ def test_expansion_on_an_input_shift_and_not_on_a_stationary_stream():
 
 
 @pytest.mark.parametrize("experts", ["river", "fast"])
+def test_self_expansion_changes_nothing_until_the_pool_grows(experts):
+    """Before any expansion the descriptors only watch: the same answers as without self-expansion (the routing
+    penalty for novelty starts once an input shift has grown the pool)."""
+    data = regimes([0], 4500, seed=4)
+    xs = [x for x, _ in data[4000:]]
+    seen = []
+    for expansion in (True, False):
+        model = expanding(expansion=expansion, n_experts=4, top_k=2, experts=experts)
+        seen.append((run(model, data[:4000]), model.predict_proba_many(xs)))
+        assert len(model.pool_) == 4
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("experts", ["river", "fast"])
 def test_budget_is_never_exceeded(experts):
     model = expanding(max_experts=4, expansion_cooldown=300, experts=experts)
     sizes = []

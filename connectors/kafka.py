@@ -3,7 +3,8 @@
 The source never commits by itself: the service commits positions only after a checkpoint holds what was learned
 from the records before them, and on assignment seeks each partition to the position its shard's checkpoint holds.
 Partitions are assigned by range, so the partitions with the same number of co-partitioned topics (events and labels)
-go to the same replica. Client options (SASL, SSL, ...) are passed through unchanged.
+go to the same replica; topics with different partition counts are refused at start. Client options (SASL, SSL, ...)
+are passed through unchanged.
 """
 
 from __future__ import annotations
@@ -78,7 +79,21 @@ class KafkaSource:
             partition_assignment_strategy=[RangePartitionAssignor],
             **client_options(client or {}, "consumer"),
         )
+        try:
+            self._check_copartitioned()
+        except ValueError:
+            self.consumer.close()
+            raise
         self.consumer.subscribe(self.topics, listener=_Listener(self))
+
+    def _check_copartitioned(self) -> None:
+        """The model state is one shard per partition number, and range assignment gives partition n of every topic
+        to the same replica: so every subscribed topic (the events, the labels) must have as many partitions, or labels
+        would reach a shard that never saw their events. Topics that do not exist yet are not checked."""
+        counts = {topic: len(p) for topic in self.topics if (p := self.consumer.partitions_for_topic(topic))}
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{topic} has {n}" for topic, n in counts.items())
+            raise ValueError(f"the topics must have as many partitions each (co-partitioned): {listed}")
 
     def batches(self, max_records: int, max_wait_s: float) -> typing.Iterator[list[Record]]:
         """Each poll takes up to `poll_records` (a call to kafka-python costs far more than handing over a record),

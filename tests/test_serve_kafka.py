@@ -165,6 +165,17 @@ def test_bad_input_goes_to_dead_letters_and_serving_goes_on(broker, tmp_path):
     check_learned_once(tmp_path / "checkpoints", ids)
 
 
+def test_topics_with_different_partition_counts_are_refused_at_start(broker):
+    """Labels must reach the shard (partition number) that holds their events: a label topic partitioned otherwise
+    than the events is refused with a clear error instead of dead-lettering its labels as unknown ids."""
+    from connectors.kafka import KafkaSource
+
+    two, one = fresh_topics(broker, 2, "events", "labels"), fresh_topics(broker, 1, "labels")
+    with pytest.raises(ValueError, match=rf"{two['events']} has 2, {one['labels']} has 1"):
+        KafkaSource(broker.bootstrap, [two["events"], one["labels"]], "refused", session_timeout_ms=6000)
+    KafkaSource(broker.bootstrap, [two["events"], two["labels"]], "accepted", session_timeout_ms=6000).close()
+
+
 def assignments(log) -> list[list[int]]:
     return [
         json.loads(line)["partitions"] for line in log.read_text().splitlines()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from river import base
 
-from stream_moe.models.detectors import WARNING
+from stream_moe.models.detectors import DRIFT, WARNING
 from stream_moe.models.features import Frame
 from stream_moe.models.mixture import Mixture
 
@@ -173,12 +173,7 @@ class DriftMoETask(Mixture):
                 at = mine[start - 1]  # the labelled row whose error fired
                 after = np.arange(rows[at] + 1, n_rows)
                 self.n_learned_ = learned_before + at + 1
-                if state == WARNING:
-                    self._log("warnings", e)
-                    pool.start_background(e)
-                elif self._keeps(e):  # a new background expert challenges it from here
-                    pass
-                else:
+                if state == DRIFT and not self._keeps(e):
                     took_over = background.pop(e, None)
                     self._drifted(e)
                     pool.usage_[e] = learns[after, e].sum()  # what the expert now in the slot learns of this batch
@@ -195,6 +190,10 @@ class DriftMoETask(Mixture):
                     answered[later, e] = (positive[rows[later], e] > 0.5) == is_class[later, e]
                     right[later, e] = answered[later, e]
                     continue
+                if state == WARNING:
+                    self._log("warnings", e)
+                    pool.start_background(e)
+                # a background expert new from here (a warning, or a kept expert's challenger) answers and learns
                 background[e] = (rows[at] + 1, _yes(pool.answer_learn([pool.backgrounds[e]], [e], X[after],
                                                                       [[targets[e][i] for i in after]],
                                                                       weights[e, after][None], [False, True])[0]))

@@ -219,7 +219,7 @@ class DriftMoEData(Mixture):
         gates, _ = self._gates(z, self.encoder_.frame(), self.router_.scores(z))
         which = np.argsort(-gates, axis=1, kind="stable")[:, : self.n_predicting]
         scores = self._combine(np.take_along_axis(gates, which, axis=1), self.pool_.proba(xs, which, self.classes_))
-        return [(self._to_dict(row), w) for row, w in zip(scores, which.tolist())]
+        return list(zip(self._to_dicts(scores), which.tolist()))
 
     # ---- test-then-train --------------------------------------------------------------------------------------------
 
@@ -358,9 +358,8 @@ class DriftMoEData(Mixture):
         scores = self._combine(np.take_along_axis(gates, which, axis=1),
                                np.take_along_axis(proba, which[:, :, None], axis=1))
         out: list[tuple[tuple[dict, list[int]], np.ndarray | None]] = [
-            ((self._to_dict(scores[i, : classes_before[i]]), which[i].tolist()) if classes_before[i] else ({}, []),
-             None)
-            for i in range(n_rows)
+            ((probs, chosen) if k else ({}, []), None)
+            for probs, chosen, k in zip(self._to_dicts(scores, classes_before), which.tolist(), classes_before.tolist())
         ]
         for j, i in enumerate(rows.tolist()):
             out[i] = (out[i][0], masks[j])
@@ -375,7 +374,7 @@ class DriftMoEData(Mixture):
         detail: tuple[dict, list[int]] = ({}, [])
         if self.classes_:
             which = order[: self.n_predicting]
-            detail = (self._to_dict(self._combine(gate[None, which], proba[None, which])[0]), which.tolist())
+            detail = (self._to_dicts(self._combine(gate[None, which], proba[None, which]))[0], which.tolist())
         if y is None:
             return detail, None
 

@@ -106,7 +106,7 @@ class DriftMoETask(Mixture):
             return [({}, []) for _ in xs]
         scores = self._combine(self.router_.scores(self.encoder_.transform_many(xs)), self._positive(xs))
         experts = list(range(len(self.classes_)))
-        return [(self._to_dict(row), experts) for row in scores]
+        return [(probs, experts) for probs in self._to_dicts(scores)]
 
     def _learn_batch(
         self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
@@ -204,8 +204,8 @@ class DriftMoETask(Mixture):
         for k in range(known, n_pool):
             classes_before[born[k] + 1 :] += 1
         out: list[tuple[tuple[dict, list[int]], np.ndarray | None]] = [
-            ((self._to_dict(scores[i, :k]), list(range(k))) if k else ({}, []), None)
-            for i, k in enumerate(classes_before.tolist())
+            ((probs, list(range(k))) if k else ({}, []), None)
+            for probs, k in zip(self._to_dicts(scores, classes_before), classes_before.tolist())
         ]
         for j, i in enumerate(rows.tolist()):
             out[i] = (out[i][0], right[j].astype(np.float32))
@@ -215,7 +215,7 @@ class DriftMoETask(Mixture):
         detail: tuple[dict, list[int]] = ({}, [])
         positive = self._positive([x])[0] if self.classes_ else np.zeros(0)
         if self.classes_:
-            detail = (self._to_dict(self._combine(logits, positive)), list(range(len(self.classes_))))
+            detail = (self._to_dicts(self._combine(logits, positive)[None])[0], list(range(len(self.classes_))))
         if y is None:
             return detail, None
 

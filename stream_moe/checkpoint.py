@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 PREFIX, SUFFIX = "checkpoint-", ".pkl"
 MAGIC = b"stream-moe-checkpoint"
 # The layout of the states this code writes. Raise it when a model's pickled state changes so that an older one
-# would not run (2: fast trees' multiway branch tables, descriptors' cached normal); files without it are format 1.
-FORMAT = 2
+# would not run (2: fast trees' multiway branch tables, descriptors' cached normal; 3: expert pools' prototypes and
+# per-slot kinds); files without it are format 1.
+FORMAT = 3
 
 
 class IncompatibleCheckpoint(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from river import naive_bayes
 from river.datasets import synth
 
 from stream_moe.models.driftmoe_data import DriftMoEData
@@ -152,3 +153,40 @@ def test_task_batch_is_test_then_train_row_by_row_with_fast_experts():
         assert mine.n_nodes_ == theirs.n_nodes_
         np.testing.assert_array_equal(mine.stats_[: mine.n_nodes_], theirs.stats_[: theirs.n_nodes_])
     assert max(tree.n_nodes_ for tree in batched.pool_.experts) > 1, "the class experts were expected to split"
+
+
+@pytest.mark.parametrize("kind", ["river", "fast"])
+def test_a_mixed_pool_keeps_each_slots_kind_through_replacement_and_pruning(kind):
+    nb, nba = default_expert(kind).clone({"leaf_prediction": "nb"}), default_expert(kind)
+    pool = ExpertPool([nb, nba], n_experts=4, drift_detector="adwin", warning_detector="adwin(delta=0.5)")
+    leaves = lambda models: [m.leaf_prediction for m in models]  # noqa: E731
+    assert pool.kinds == [0, 1, 0, 1] and leaves(pool.experts) == ["nb", "nba", "nb", "nba"]
+    pool.start_background(1)
+    assert pool.backgrounds[1].leaf_prediction == "nba"
+    pool.replace(1)  # the background takes the slot
+    pool.replace(2)  # no background: a fresh expert of the slot's kind
+    assert leaves(pool.experts) == ["nb", "nba", "nb", "nba"]
+    pool.remove(0)  # kinds move down with their experts
+    assert pool.kinds == [1, 0, 1]
+    assert pool.add() == 3 and pool.kinds == [1, 0, 1, 0]  # a new slot takes the kind the pool holds fewest of
+
+
+def test_a_pool_refuses_prototypes_it_cannot_serve_together():
+    with pytest.raises(ValueError, match="all be fast trees or all river"):
+        ExpertPool([default_expert("fast"), default_expert("river")])
+    with pytest.raises(ValueError, match="same nominal attributes"):
+        ExpertPool([FastHoeffdingTreeClassifier(nominal_attributes=["a"]), FastHoeffdingTreeClassifier()])
+
+
+def test_driftmoe_data_mixes_leaf_predictions_by_slot():
+    data = drifting(3000)
+    model = DriftMoEData(n_experts=4, top_k=2, device="cpu", seed=1)
+    prequential(model, data)
+    assert [e.leaf_prediction for e in model.pool_.experts] == ["nb", "nba", "nb", "nba"]
+    single = DriftMoEData(n_experts=4, top_k=2, leaf_predictions=None, device="cpu", seed=1)
+    prequential(single, data)
+    assert {e.leaf_prediction for e in single.pool_.experts} == {"nba"}
+    with pytest.raises(ValueError, match="leaf_predictions"):
+        DriftMoEData(leaf_predictions=("nb", "bayes"))
+    with pytest.raises(ValueError, match="has no leaf_prediction"):
+        DriftMoEData(expert=naive_bayes.GaussianNB())

@@ -11,6 +11,8 @@ feature subspace and online-bagging weights (for diversity, as ARF).
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 from river import base, tree
 
@@ -33,8 +35,11 @@ def default_expert(kind: str = "river") -> base.Classifier:
 
 
 class ExpertPool:
-    """Experts cloned from one prototype, queried and trained by micro-batch, replaced and pruned on demand.
+    """Experts cloned from prototypes, queried and trained by micro-batch, replaced and pruned on demand.
 
+    `prototype` is one classifier or a sequence of them (a mixed pool, e.g. trees with different leaf predictions):
+    each slot keeps the prototype it was given (`kinds[e]`, the least represented one when the slot was added, in
+    the order given on ties), and its replacements and background experts are cloned from that prototype too.
     `usage_[e]` counts the instances expert `e` has learned (since it took its slot).
 
     With fast experts the pool is `batched`: `code`, `bag` and `answer_learn` give the experts a whole batch at once,
@@ -51,11 +56,14 @@ class ExpertPool:
     >>> fast.learn(0, [{"a": 1.0}], ["up"])
     >>> fast.proba([{"a": 1.0}], which=np.array([[0, 1]]), classes=["up", "down"]).tolist()
     [[[1.0, 0.0], [0.0, 0.0]]]
+    >>> mixed = ExpertPool([default_expert().clone({"leaf_prediction": "nb"}), default_expert()], n_experts=3)
+    >>> mixed.kinds, [e.leaf_prediction for e in mixed.experts]
+    ([0, 1, 0], ['nb', 'nba', 'nb'])
     """
 
     def __init__(
         self,
-        prototype: base.Classifier,
+        prototype: base.Classifier | typing.Sequence[base.Classifier],
         n_experts: int = 0,
         drift_detector=None,
         warning_detector=None,
@@ -64,7 +72,9 @@ class ExpertPool:
         subspace: float | None = None,
         seed: int = 0,
     ):
-        self.prototype = prototype
+        self.prototypes = tuple(prototype) if isinstance(prototype, (list, tuple)) else (prototype,)
+        if not self.prototypes:
+            raise ValueError("an expert pool needs at least one prototype")
         self.drift_detector = drift_detector
         self.warning_detector = warning_detector
         self.descriptor_threshold = descriptors
@@ -80,9 +90,16 @@ class ExpertPool:
         self.subspaces: list[frozenset | None] = []
         # per expert with a background: of the rows since it started, how many only [background, expert] got wrong
         self.duels: list[np.ndarray | None] = []
+        self.kinds: list[int] = []  # per slot: the index of the prototype its experts are cloned from
         self.usage_ = np.zeros(0, dtype=np.int64)
-        self.batched = isinstance(prototype, FastHoeffdingTreeClassifier)
-        self.coder = RowCoder(getattr(prototype, "nominal_attributes", None)) if self.batched else None
+        fast = {isinstance(p, FastHoeffdingTreeClassifier) for p in self.prototypes}
+        if len(fast) > 1:
+            raise ValueError("a pool's prototypes must all be fast trees or all river classifiers, not a mix")
+        self.batched = fast == {True}
+        nominal = {tuple(getattr(p, "nominal_attributes", None) or ()) for p in self.prototypes}
+        if len(nominal) > 1:
+            raise ValueError(f"a pool's prototypes must name the same nominal attributes, not {sorted(nominal)}")
+        self.coder = RowCoder(getattr(self.prototypes[0], "nominal_attributes", None)) if self.batched else None
         for _ in range(n_experts):
             self.add()
 
@@ -103,9 +120,14 @@ class ExpertPool:
             return None
         return InputDescriptor(absorb_below=self.descriptor_threshold)
 
+    def _clone(self, e: int) -> base.Classifier:
+        """A fresh expert of slot `e`'s kind."""
+        return self.prototypes[self.kinds[e]].clone()
+
     def add(self) -> int:
-        """Append a fresh expert; returns its index."""
-        self.experts.append(self.prototype.clone())
+        """Append a fresh expert, of the kind the pool holds fewest of; returns its index."""
+        self.kinds.append(int(np.argmin(np.bincount(self.kinds, minlength=len(self.prototypes)))))
+        self.experts.append(self._clone(len(self.kinds) - 1))
         self.backgrounds.append(None)
         self.monitors.append(self._monitor())
         self.descriptors.append(self._descriptor())
@@ -118,7 +140,7 @@ class ExpertPool:
         """Expert `e` drifted: its background expert (or a fresh one) takes the slot, with a fresh monitor and
         descriptor. Returns whether a background expert took over."""
         background = self.backgrounds[e]
-        self.experts[e] = background if background is not None else self.prototype.clone()
+        self.experts[e] = background if background is not None else self._clone(e)
         self.backgrounds[e] = None
         self.duels[e] = None
         self.monitors[e] = self._monitor()
@@ -129,7 +151,8 @@ class ExpertPool:
 
     def remove(self, e: int) -> None:
         """Drop expert `e`; the experts after it move down one index."""
-        for slots in (self.experts, self.backgrounds, self.duels, self.monitors, self.descriptors, self.subspaces):
+        for slots in (self.experts, self.kinds, self.backgrounds, self.duels, self.monitors, self.descriptors,
+                      self.subspaces):
             del slots[e]
         self.usage_ = np.delete(self.usage_, e)
 
@@ -282,7 +305,7 @@ class ExpertPool:
 
     def start_background(self, e: int) -> None:
         """A warning: a background expert starts learning beside expert `e`."""
-        self.backgrounds[e] = self.prototype.clone()
+        self.backgrounds[e] = self._clone(e)
         self.duels[e] = np.zeros(2, dtype=np.int64)
 
     def duel(self, e: int, expert_errors, background_errors) -> None:

@@ -79,8 +79,9 @@ class Mixture(base.Classifier, abc.ABC):
     def _multiclass(self):
         return True
 
-    def _expert_prototype(self) -> base.Classifier:
-        return self.expert if self.expert is not None else default_expert(self.experts)
+    def _expert_prototypes(self) -> list[base.Classifier]:
+        """The prototypes a new pool's experts are cloned from, in turn (hook): `expert`, or the default tree."""
+        return [self.expert if self.expert is not None else default_expert(self.experts)]
 
     def _new_router(self, n_outputs: int) -> Router:
         return Router(
@@ -98,7 +99,7 @@ class Mixture(base.Classifier, abc.ABC):
 
     def _new_pool(self, n_experts: int, **options) -> ExpertPool:
         return ExpertPool(
-            self._expert_prototype(),
+            self._expert_prototypes(),
             n_experts,
             drift_detector=self.drift_detector,
             warning_detector=self.warning_detector,

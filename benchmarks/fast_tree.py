@@ -2,7 +2,7 @@
 
     python benchmarks/fast_tree.py --n 20000
     python benchmarks/fast_tree.py --n 20000 --router-batch 256   # the router updated as in the paper
-    python benchmarks/fast_tree.py --n 20000 --top-k 0   # all 12 experts learning (the model's default)
+    python benchmarks/fast_tree.py --n 20000 --top-k 0   # half the 12 experts learning
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
 For each stream: a single tree (river's, one instance at a time, vs the fast tree, test-then-train by batch) and
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-mixture-river", action="store_true", help="DriftMoE with river experts is slow")
     parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
     parser.add_argument("--top-k", type=int, default=3,
-                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, the whole pool)")
+                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, half the pool)")
     parser.add_argument("--rss", type=int, default=0, help="only measure the peak RSS of an N-instance SEA_a replay")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "fast_tree.json")
     args = parser.parse_args(argv)

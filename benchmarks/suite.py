@@ -33,13 +33,15 @@ DEFAULT_MODELS = "driftmoe-data,driftmoe-task,hoeffding-tree,arf:10"
 
 
 def parse_model(spec: str) -> tuple[str, int | None, dict]:
-    """'name[:size][:p=v,...]' -> (name, size, params); values are Python literals."""
+    """'name[:size][:p=v,...]' -> (name, size, params); values are Python literals (tuples and lists included).
+
+    >>> parse_model("driftmoe-data::top_k=16,leaf_predictions=('nb', 'nba')")
+    ('driftmoe-data', None, {'top_k': 16, 'leaf_predictions': ('nb', 'nba')})
+    """
     name, _, rest = spec.partition(":")
     size_text, _, params_text = rest.partition(":")
-    params = {}
-    for item in filter(None, params_text.split(",")):
-        key, _, value = item.partition("=")
-        params[key] = ast.literal_eval(value)
+    call = ast.parse(f"f({params_text})", mode="eval").body  # keyword arguments; each value a literal
+    params = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
     return name, int(size_text) if size_text else None, params
 
 

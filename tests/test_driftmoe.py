@@ -54,15 +54,14 @@ def test_learners_are_the_routers_top_k():
 
 def test_no_expert_starves_on_a_drifting_stream():
     # Without detection, so that `usage_` counts each slot's whole life (a replaced expert restarts at zero).
-    # 3 of 12 learning, as in the paper (with the whole pool learning, as by default, no expert can starve)
-    model = DriftMoEData(n_experts=12, top_k=3, drift_detector=None, warning_detector=None, device="cpu", seed=1)
+    model = DriftMoEData(drift_detector=None, warning_detector=None, device="cpu", seed=1)
     prequential(model, list(generate("sea_a", n=20_000, seed=1)))
     assert (model.usage_ > 0.005 * 20_000).all(), model.usage_
 
 
 def test_without_exploration_and_balancing_experts_can_starve():
     """The failure the research code shows (4 of 12 experts never trained), reproduced with the paper's training."""
-    model = DriftMoEData(n_experts=12, top_k=3, explore=0.0, balance_weight=0.0, device="cpu", seed=1)
+    model = DriftMoEData(explore=0.0, balance_weight=0.0, device="cpu", seed=1)
     prequential(model, list(generate("sea_a", n=20_000, seed=1)))
     assert (model.usage_ == 0).any(), model.usage_
 

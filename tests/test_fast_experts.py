@@ -180,13 +180,13 @@ def test_a_pool_refuses_prototypes_it_cannot_serve_together():
 
 def test_driftmoe_data_mixes_leaf_predictions_by_slot():
     data = drifting(3000)
-    model = DriftMoEData(n_experts=4, top_k=2, device="cpu", seed=1)
+    model = DriftMoEData(n_experts=4, top_k=2, leaf_predictions=("nb", "nba"), device="cpu", seed=1)
     prequential(model, data)
     assert [e.leaf_prediction for e in model.pool_.experts] == ["nb", "nba", "nb", "nba"]
-    single = DriftMoEData(n_experts=4, top_k=2, leaf_predictions=None, device="cpu", seed=1)
+    single = DriftMoEData(n_experts=4, top_k=2, device="cpu", seed=1)
     prequential(single, data)
     assert {e.leaf_prediction for e in single.pool_.experts} == {"nba"}
     with pytest.raises(ValueError, match="leaf_predictions"):
         DriftMoEData(leaf_predictions=("nb", "bayes"))
     with pytest.raises(ValueError, match="has no leaf_prediction"):
-        DriftMoEData(expert=naive_bayes.GaussianNB())
+        DriftMoEData(expert=naive_bayes.GaussianNB(), leaf_predictions=("nb",))

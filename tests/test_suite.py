@@ -32,3 +32,11 @@ def test_suite_writes_runs_table_and_the_plot_of_a_growing_pool(tmp_path):
     assert len(plots) == 1 and plots[0].name.startswith("pool_size_recur4_driftmoe_data") and plots[0].stat().st_size
     assert suite.main(args) == 0  # everything done: nothing runs again
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 3
+
+
+def test_model_specs_take_literal_parameters_with_commas_inside():
+    suite = load_suite()
+    spec = "driftmoe-data::top_k=16,leaf_predictions=('nb', 'nba'),drift_detector='adwin(delta=0.01)'"
+    assert suite.parse_model(spec) == (
+        "driftmoe-data", None, {"top_k": 16, "leaf_predictions": ("nb", "nba"), "drift_detector": "adwin(delta=0.01)"})
+    assert suite.parse_model("arf:10") == ("arf", 10, {})

@@ -41,6 +41,8 @@ def parse_model(spec: str) -> tuple[str, int | None, dict]:
     name, _, rest = spec.partition(":")
     size_text, _, params_text = rest.partition(":")
     call = ast.parse(f"f({params_text})", mode="eval").body  # keyword arguments; each value a literal
+    if call.args or any(kw.arg is None for kw in call.keywords):
+        raise ValueError(f"model parameters must be name=value pairs, not {params_text!r}")
     params = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
     return name, int(size_text) if size_text else None, params
 

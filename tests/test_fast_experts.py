@@ -159,13 +159,12 @@ def test_task_batch_is_test_then_train_row_by_row_with_fast_experts():
 def test_a_mixed_pool_keeps_each_slots_kind_through_replacement_and_pruning(kind):
     nb, nba = default_expert(kind).clone({"leaf_prediction": "nb"}), default_expert(kind)
     pool = ExpertPool([nb, nba], n_experts=4, drift_detector="adwin", warning_detector="adwin(delta=0.5)")
-    leaves = lambda models: [m.leaf_prediction for m in models]  # noqa: E731
-    assert pool.kinds == [0, 1, 0, 1] and leaves(pool.experts) == ["nb", "nba", "nb", "nba"]
+    assert pool.kinds == [0, 1, 0, 1] and [e.leaf_prediction for e in pool.experts] == ["nb", "nba", "nb", "nba"]
     pool.start_background(1)
     assert pool.backgrounds[1].leaf_prediction == "nba"
     pool.replace(1)  # the background takes the slot
     pool.replace(2)  # no background: a fresh expert of the slot's kind
-    assert leaves(pool.experts) == ["nb", "nba", "nb", "nba"]
+    assert [e.leaf_prediction for e in pool.experts] == ["nb", "nba", "nb", "nba"]
     pool.remove(0)  # kinds move down with their experts
     assert pool.kinds == [1, 0, 1]
     assert pool.add() == 3 and pool.kinds == [1, 0, 1, 0]  # a new slot takes the kind the pool holds fewest of

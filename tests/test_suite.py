@@ -6,6 +6,8 @@ import importlib.util
 import json
 import pathlib
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -40,3 +42,5 @@ def test_model_specs_take_literal_parameters_with_commas_inside():
     assert suite.parse_model(spec) == (
         "driftmoe-data", None, {"top_k": 16, "leaf_predictions": ("nb", "nba"), "drift_detector": "adwin(delta=0.01)"})
     assert suite.parse_model("arf:10") == ("arf", 10, {})
+    with pytest.raises(ValueError, match="name=value pairs"):
+        suite.parse_model("driftmoe-data::16")

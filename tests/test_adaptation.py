@@ -173,19 +173,25 @@ def test_budget_is_never_exceeded(experts):
 
 @pytest.mark.parametrize("experts", ["river", "fast"])
 def test_a_recurring_concept_goes_back_to_its_experts(experts):
+    """A -> B -> A: B grows an expert, A's return grows none and goes back to the experts that learned A. Which of A's
+    two experts takes it back is up to the router (on one seed in eight, the one that had learned less of A), so
+    that part holds over three seeds."""
     data = regimes([0, 1, 0], 3000, seed=2)
-    model = expanding(experts=experts)
-    run(model, data[:3000])
-    routed_a = model.routed_.copy()
-    run(model, data[3000:6000])
-    grown, routed_b = len(model.pool_), model.routed_.copy()
-    assert grown == 3
-    accuracy_back = run(model, data[6000:7000])
-    back = model.routed_ - routed_b
-    assert len(model.pool_) == grown  # no new expert for a regime it knows
-    assert back[2] < 0.1 * back.sum()  # the expert grown for B is left alone
-    assert routed_a[back.argmax()] > 0.25 * routed_a.sum()  # A goes back mostly to an expert that learned A
-    assert accuracy_back > 0.75
+    shares = []
+    for seed in range(3):
+        model = expanding(experts=experts, seed=seed)
+        run(model, data[:3000])
+        routed_a = model.routed_.copy()
+        run(model, data[3000:6000])
+        grown, routed_b = len(model.pool_), model.routed_.copy()
+        assert grown == 3
+        accuracy_back = run(model, data[6000:7000])
+        back = model.routed_ - routed_b
+        assert len(model.pool_) == grown  # no new expert for a regime it knows
+        assert back[2] < 0.1 * back.sum()  # the expert grown for B is left alone
+        assert accuracy_back > 0.75
+        shares.append(routed_a[back.argmax()] / routed_a.sum())  # of A, how much the expert A goes back to had
+    assert np.mean(shares) > 0.5, shares  # A goes back mostly to an expert that learned A
 
 
 @pytest.mark.parametrize("experts", ["river", "fast"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stream_moe.models.router import Router
+from stream_moe.models.router import Layers, Router
 
 
 def mask_of(z: np.ndarray) -> np.ndarray:
@@ -30,31 +30,94 @@ def test_router_learns_the_mask():
     assert not (top == 2).any()
 
 
+def in_double(router: Router) -> Router:
+    """The router's parameters in float64, so that its hand-written passes can be held to autograd's to 1e-9."""
+    router._place(*(Layers(layers.sizes, layers.flat.double()) for layers in (router.params, router.exp_avg,
+                                                                                   router.exp_avg_sq)))
+    return router
+
+
+def tensors(layers: Layers) -> list[torch.Tensor]:
+    return [t for pair in zip(layers.weights, layers.biases) for t in pair]
+
+
 @pytest.mark.parametrize("dropout, balance", [(0.2, 0.01), (0.0, 0.0), (0.5, 1.0)])
 def test_training_gradients_are_autograds_of_the_documented_loss(dropout, balance):
     rng = np.random.default_rng(3)
-    router = Router(n_inputs=4, n_outputs=5, hidden=(16, 8), dropout=dropout, balance_weight=balance, seed=0,
-                    device="cpu")
-    router.layers.double()
+    router = in_double(Router(n_inputs=4, n_outputs=5, hidden=(16, 8), dropout=dropout, balance_weight=balance,
+                              seed=0, device="cpu"))
     z = torch.from_numpy(rng.normal(size=(32, 4)))
     mask = torch.from_numpy((rng.random((32, 5)) < 0.3).astype(float))
-    draws = router._dropout_gen.get_state()
+    draws = router._dropout_rng.bit_generator.state
     with torch.no_grad():
         router._gradients(z, mask)
-    ours = [p.grad.clone() for p in router.layers.parameters()]
-    router._dropout_gen.set_state(draws)  # the same dropout, through autograd
-    h = z
-    for layer in router.layers[:-1]:
-        h = torch.relu(layer(h))
+    ours = [t.clone() for t in tensors(router.grads)]
+    # the same dropout draws (one per hidden unit and row, layer after layer), through autograd
+    router._dropout_rng.bit_generator.state = draws
+    kept = torch.from_numpy(router._dropout_rng.random((32, 16 + 8), dtype=np.float32) >= dropout) / (1 - dropout)
+    params = [t.clone().requires_grad_() for t in tensors(router.params)]
+    h, at = z, 0
+    for weight, bias in zip(params[:-2:2], params[1:-2:2]):
+        h = torch.relu(h @ weight.T + bias)
         if dropout:
-            h = h * (torch.rand(h.shape, generator=router._dropout_gen) >= dropout) / (1 - dropout)
-    logits = router.layers[-1](h)
+            h = h * kept[:, at : at + h.shape[1]]
+        at += h.shape[1]
+    logits = h @ params[-2].T + params[-1]
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, mask)
     if balance:
         importance = torch.softmax(logits, dim=1).mean(dim=0)
         loss = loss + balance * importance.var() / importance.mean() ** 2
-    for mine, autograds in zip(ours, torch.autograd.grad(loss, list(router.layers.parameters()))):
+    for mine, autograds in zip(ours, torch.autograd.grad(loss, params)):
         torch.testing.assert_close(mine, autograds, rtol=1e-9, atol=1e-12)
+
+
+def test_training_steps_are_torch_adams():
+    rng = np.random.default_rng(4)
+    router = in_double(Router(n_inputs=3, n_outputs=4, hidden=(8, 8), lr=0.01, seed=1, device="cpu"))
+    params = [torch.nn.Parameter(t.clone()) for t in tensors(router.params)]
+    adam = torch.optim.Adam(params, lr=0.01, foreach=False)
+    for step in range(20):
+        z = torch.from_numpy(rng.normal(size=(16, 3)))
+        with torch.no_grad():
+            router._gradients(z, torch.from_numpy((rng.random((16, router.n_outputs)) < 0.5).astype(float)))
+        for param, grad in zip(params, tensors(router.grads)):
+            param.grad = grad.clone()
+        router._adam_step()
+        adam.step()
+        if step == 9:  # growth keeps the moments: the next steps still match Adam's on the grown parameters
+            router.add_output()
+            with torch.no_grad():
+                for k in (-2, -1):  # the last layer's weight and bias each gain a row
+                    old = params[k]
+                    grown = torch.nn.Parameter(torch.cat([old.data, tensors(router.params)[k][-1:].clone()]))
+                    state = adam.state.pop(old)
+                    for key in ("exp_avg", "exp_avg_sq"):
+                        state[key] = torch.cat([state[key], state[key].new_zeros((1, *state[key].shape[1:]))])
+                    adam.param_groups[0]["params"][len(params) + k] = grown
+                    adam.state[grown] = state
+                    params[k] = grown
+    for ours, torchs in zip(tensors(router.params), params):
+        torch.testing.assert_close(ours, torchs.data, rtol=1e-12, atol=1e-12)
+    for name in ("exp_avg", "exp_avg_sq"):
+        for ours, param in zip(tensors(getattr(router, name)), params):
+            torch.testing.assert_close(ours, adam.state[param][name], rtol=1e-12, atol=1e-15)
+
+
+def test_moments_of_parameters_without_gradient_never_turn_denormal():
+    """A dead unit's first moment decays 0.9x a step; left alone it sticks at the smallest denormal float, where
+    arithmetic is about 100x slower."""
+    rng = np.random.default_rng(5)
+    router = Router(n_inputs=3, n_outputs=2, hidden=(8,), batch_size=16, seed=0, device="cpu")
+    z = rng.normal(size=(16, 3)).astype(np.float32)
+    router.observe(z, mask_of(z)[:, :2])
+    router.grads.flat.zero_()  # from now on no gradient at all, for longer than the first moments take to underflow
+    for _ in range(1500):
+        router._adam_step()
+    smallest_normal = torch.finfo(torch.float32).tiny
+    for moment in (router.exp_avg.flat, router.exp_avg_sq.flat):
+        assert not ((moment != 0) & (moment.abs() < smallest_normal)).any()
+    assert (router.exp_avg.flat == 0).all()
+    assert (router.exp_avg_sq.flat > 0).any()  # the second moments decay 0.999x: still there, and still normal
 
 
 def test_router_trains_only_every_batch_size():

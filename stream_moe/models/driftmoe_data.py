@@ -97,7 +97,7 @@ class DriftMoEData(Mixture):
     ...     metric.update(y, model.predict_one(x))
     ...     model.learn_one(x, y)
     >>> metric
-    Accuracy: 82.40%
+    Accuracy: 83.15%
     >>> bool((model.usage_ > 0).all())
     True
 

@@ -6,10 +6,19 @@ categories) and new outputs (new experts) are added with the old weights, and th
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's, torch's defaults
+# Adam moments below TINY are zeroed every FLUSH_EVERY steps, before they decay into denormal floats: a parameter whose
+# gradient stays zero (a dead ReLU unit's) has its first moment shrink 0.9x a step and stick at the smallest denormal,
+# where every operation is about 100x slower (SEA_a, issue 4's model: 11,000-20,000 of the 35,000 moments denormal
+# from 60,000 instances on, an Adam step 550 us instead of 90). A moment of 1e-30 moves no float32 parameter.
+TINY, FLUSH_EVERY = 1e-30, 16
 
 
 def resolve_device(device: str) -> torch.device:
@@ -19,13 +28,58 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+class Layers:
+    """An MLP's weight matrices (out, in) and bias vectors as views into one flat tensor: what the router keeps for
+    its parameters, their gradients and each Adam moment, so that an Adam step over all of them is five kernels.
+
+    >>> layers = Layers.of([torch.ones(3, 2), torch.ones(1, 3)], [torch.zeros(3), torch.zeros(1)])
+    >>> layers.sizes, layers.flat.shape, layers.weights[1].shape
+    ([2, 3, 1], torch.Size([13]), torch.Size([1, 3]))
+    """
+
+    def __init__(self, sizes: list[int], flat: torch.Tensor):
+        self.sizes, self.flat = list(sizes), flat
+        self.weights: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor] = []
+        at = 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:]):
+            self.weights.append(flat[at : at + a * b].view(b, a))
+            self.biases.append(flat[at + a * b : at + a * b + b])
+            at += a * b + b
+        if at != len(flat):
+            raise ValueError(f"{len(flat)} values do not make layers of sizes {self.sizes}")
+
+    @classmethod
+    def of(cls, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> Layers:
+        """Layers holding copies of these weights and biases."""
+        sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
+        return cls(sizes, torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair]))
+
+    def zeros_like(self) -> Layers:
+        return Layers(self.sizes, torch.zeros_like(self.flat))
+
+    def edited(self, i: int, weight=None, bias=None) -> Layers:
+        """Layers with layer i's weight replaced by `weight(it)` and its bias by `bias(it)` (either may change
+        shape; None keeps it), the others copied."""
+        weights, biases = list(self.weights), list(self.biases)
+        if weight is not None:
+            weights[i] = weight(weights[i])
+        if bias is not None:
+            biases[i] = bias(biases[i])
+        return Layers.of(weights, biases)
+
+
 class Router:
-    """MLP d -> hidden... -> E with ReLU, dropout (training only, from the router's own seeded generator), Xavier init.
+    """MLP d -> hidden... -> E with ReLU, dropout (training only, drawn from the router's own seeded generator), Xavier
+    init.
 
     Training: `observe` buffers (input, multi-hot mask) pairs; every `batch_size` of them it takes `epochs` Adam steps on
     the mean `BCEWithLogits` loss against the mask, plus `balance_weight` times the squared coefficient of variation of
     the experts' mean softmax gate (the importance loss of Shazeer et al. 2017), which keeps the gate from collapsing
-    onto a few experts.
+    onto a few experts. Both passes and Adam (torch's, with its default betas and eps) are written out by hand on flat
+    buffers (`Layers`): on matrices this small the per-call overhead of autograd and `torch.optim` was most of an update
+    (on this CPU, 32 rows, hidden (256, 128): `optimizer.step()` alone about 330 us against about 60 for the same
+    arithmetic on one flat buffer; tests hold the gradients to autograd's and the steps to `torch.optim.Adam`'s).
 
     >>> r = Router(n_inputs=2, n_outputs=3, hidden=(8,), batch_size=4, seed=0)
     >>> r.scores(np.zeros((1, 2), dtype=np.float32)).shape
@@ -58,40 +112,43 @@ class Router:
         self.device_name = device
         self.seed = seed
         self.n_steps = 0
+        self.adam_steps = 0
         self._n_rows_made = 0  # output rows created or reset so far: each gets its own seeded initialisation
         self._z: list[np.ndarray] = []
         self._masks: list[np.ndarray] = []
         self._buffered = 0
-        self._build([n_inputs, *self.hidden, n_outputs])
+        # dropout draws: numpy's generator, twice as fast as torch's on the CPU, and the same on every device
+        self._dropout_rng = np.random.default_rng(seed + 1)
+        sizes = [n_inputs, *self.hidden, n_outputs]
         gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for layer in self.layers:
-                layer.weight.copy_(nn.init.xavier_uniform_(torch.empty_like(layer.weight, device="cpu"), generator=gen))
-                layer.bias.zero_()
+        weights = [nn.init.xavier_uniform_(torch.empty(b, a), generator=gen) for a, b in zip(sizes[:-1], sizes[1:])]
+        params = Layers.of(weights, [torch.zeros(b) for b in sizes[1:]])
+        self._place(params, params.zeros_like(), params.zeros_like())
 
-    def _build(self, sizes: list[int]) -> None:
+    def _place(self, params: Layers, exp_avg: Layers, exp_avg_sq: Layers) -> None:
+        """Put the parameters and their Adam moments on the router's device, with a gradient buffer beside them."""
         self.device = resolve_device(self.device_name)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])).to(self.device)
-        # fused: one kernel for all parameters; a third less time per step than the default on this CPU
-        self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=self.lr, fused=True)
-        self._dropout_gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        self.params, self.exp_avg, self.exp_avg_sq = (
+            Layers(layers.sizes, layers.flat.to(self.device)) for layers in (params, exp_avg, exp_avg_sq)
+        )
+        self.grads = self.params.zeros_like()
 
     @property
     def n_inputs(self) -> int:
-        return self.layers[0].in_features
+        return self.params.sizes[0]
 
     @property
     def n_outputs(self) -> int:
-        return self.layers[-1].out_features
+        return self.params.sizes[-1]
 
     def scores(self, z: np.ndarray) -> np.ndarray:
         """Gate logits for a batch of encoded inputs (evaluation mode: no dropout, no gradient)."""
         with torch.no_grad():
             h = torch.from_numpy(self._fit_width(z)).to(self.device)
-            *hidden, last = self.layers  # (slicing a ModuleList builds a new one: slow at this scale)
-            for layer in hidden:
-                h = F.linear(h, layer.weight, layer.bias).relu_()
-            return F.linear(h, last.weight, last.bias).cpu().numpy()
+            *hidden, last = zip(self.params.weights, self.params.biases)
+            for weight, bias in hidden:
+                h = F.linear(h, weight, bias).relu_()
+            return F.linear(h, *last).cpu().numpy()
 
     def _fit_width(self, z: np.ndarray) -> np.ndarray:
         """Pad inputs encoded before the input layer grew; growth never shrinks, so wider input is a caller bug."""
@@ -116,27 +173,45 @@ class Router:
         with torch.no_grad():
             for _ in range(self.epochs):
                 self._gradients(zt, mt)
-                self.optimizer.step()
+                self._adam_step()
         self.n_steps += 1
 
+    def _adam_step(self) -> None:
+        """One step of Adam (Kingma & Ba, as `torch.optim.Adam` takes it) on every parameter at once, keeping the
+        moments out of the denormal range (see `TINY`)."""
+        self.adam_steps += 1
+        (beta1, beta2), g = BETAS, self.grads.flat
+        self.exp_avg.flat.lerp_(g, 1 - beta1)
+        self.exp_avg_sq.flat.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = self.exp_avg_sq.flat.sqrt().div_(math.sqrt(1 - beta2**self.adam_steps)).add_(EPS)
+        self.params.flat.addcdiv_(self.exp_avg.flat, denom, value=-self.lr / (1 - beta1**self.adam_steps))
+        if self.adam_steps % FLUSH_EVERY == 0:  # 0.9**170 = 1.2e-38 / 1e-30: no first moment gets there in between
+            for moment in (self.exp_avg.flat, self.exp_avg_sq.flat):
+                moment.masked_fill_(moment.abs() < TINY, 0.0)
+
+    def _keep_scales(self, rows: int) -> torch.Tensor | None:
+        """Dropout for every hidden unit of `rows` rows, one draw for all layers: 1/(1-p) where a unit is kept, 0
+        where it is dropped."""
+        if self.dropout <= 0:
+            return None
+        draws = self._dropout_rng.random((rows, sum(self.hidden)), dtype=np.float32)
+        keep = np.where(draws >= self.dropout, np.float32(1.0 / (1.0 - self.dropout)), np.float32(0.0))
+        return torch.from_numpy(keep).to(self.device)
+
     def _gradients(self, z: torch.Tensor, mask: torch.Tensor) -> None:
-        """Set the parameters' gradients (``.grad``) of the training loss on a batch, with dropout drawn from the
-        router's generator. Both passes are written by hand: on matrices this small autograd's recording and replay
-        cost more than the arithmetic (an update took about a third less time on this CPU; tests hold the gradients
-        to autograd's)."""
+        """Fill `grads` with the gradients of the training loss on a batch, with dropout from `_keep_scales`."""
         inputs = []  # each layer's input (a hidden layer's output after ReLU and dropout)
-        scale = 1.0 / (1.0 - self.dropout)  # of the units dropout keeps
-        h = z
-        layers = list(self.layers)
-        for layer in layers[:-1]:
+        keep = self._keep_scales(len(z))
+        h, at = z, 0
+        layers = list(zip(self.params.weights, self.params.biases))
+        for weight, bias in layers[:-1]:
             inputs.append(h)
-            h = F.linear(h, layer.weight, layer.bias).relu_()
-            if self.dropout > 0:
-                keep = torch.rand(h.shape, generator=self._dropout_gen, device=h.device).ge_(self.dropout)
-                h = h.mul_(keep.mul_(scale))
+            h = F.linear(h, weight, bias).relu_()
+            if keep is not None:
+                h = h.mul_(keep[:, at : at + h.shape[1]])
+                at += h.shape[1]
         inputs.append(h)
-        last = layers[-1]
-        logits = F.linear(h, last.weight, last.bias)
+        logits = F.linear(h, *layers[-1])
         rows, n_out = logits.shape
         d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
         if self.balance_weight > 0 and n_out > 1:
@@ -149,13 +224,12 @@ class Router:
             d_importance *= 2 * self.balance_weight / mean**2
             d += gate * (d_importance - (gate @ d_importance)[:, None]) / rows
         for i in reversed(range(len(layers))):
-            layer = layers[i]
-            layer.weight.grad = d.t() @ inputs[i]
-            layer.bias.grad = d.sum(dim=0)
+            torch.mm(d.t(), inputs[i], out=self.grads.weights[i])
+            torch.sum(d, dim=0, out=self.grads.biases[i])
             if i:  # back through dropout and ReLU: a unit passed (input > 0, sign 1) with the kept units' scale
-                d = (d @ layer.weight).mul_(inputs[i].sign())
-                if self.dropout > 0:
-                    d = d.mul_(scale)
+                d = (d @ layers[i][0]).mul_(inputs[i].sign())
+                if keep is not None:
+                    d = d.mul_(1.0 / (1.0 - self.dropout))
 
     # ---- growth -------------------------------------------------------------------------------------------------
 
@@ -164,26 +238,22 @@ class Router:
         extra = n_inputs - self.n_inputs
         if extra <= 0:
             return
-        first = self.layers[0]
-        self._edit_param(first, "weight", lambda t, moment: torch.cat([t, t.new_zeros(t.shape[0], extra)], dim=1))
-        first.in_features = n_inputs
+        self._edit(0, weight=lambda t, moment: torch.cat([t, t.new_zeros(t.shape[0], extra)], dim=1))
         self._z = [np.pad(z, ((0, 0), (0, n_inputs - z.shape[1]))) for z in self._z]
 
     def _fresh_row(self, tag: int) -> torch.Tensor:
         """A Xavier-uniform output row from a generator seeded by the router's seed and `tag` (reproducible)."""
-        last = self.layers[-1]
+        n_in, n_out = self.params.sizes[-2:]
         gen = torch.Generator().manual_seed(int(self.seed + 7919 * tag))
-        bound = float(np.sqrt(6.0 / (last.in_features + last.out_features)))
-        return (torch.rand(1, last.in_features, generator=gen) * 2 - 1) * bound
+        bound = float(np.sqrt(6.0 / (n_in + n_out)))
+        return (torch.rand(1, n_in, generator=gen) * 2 - 1) * bound
 
     def add_output(self) -> int:
         """Add one output (a new expert): a fresh row, zero bias; existing outputs stay bit-identical."""
         self._n_rows_made += 1
         row = self._fresh_row(self.n_outputs + 1000 * self._n_rows_made)
-        last = self.layers[-1]
-        self._edit_param(last, "weight", lambda t, m: torch.cat([t, t.new_zeros(1, t.shape[1]) if m else row.to(t)]))
-        self._edit_param(last, "bias", lambda t, m: torch.cat([t, t.new_zeros(1)]))
-        last.out_features += 1
+        self._edit(-1, weight=lambda t, m: torch.cat([t, t.new_zeros(1, t.shape[1]) if m else row.to(t)]),
+                   bias=lambda t, m: torch.cat([t, t.new_zeros(1)]))
         self._masks = [np.pad(m, ((0, 0), (0, 1))) for m in self._masks]
         return self.n_outputs - 1
 
@@ -197,64 +267,37 @@ class Router:
             t[i] = 0 if moment or t.dim() == 1 else row[0].to(t)
             return t
 
-        last = self.layers[-1]
-        self._edit_param(last, "weight", reset)
-        self._edit_param(last, "bias", reset)
+        self._edit(-1, weight=reset, bias=reset)
         for m in self._masks:
             m[:, i] = 0.0
 
     def remove_output(self, i: int) -> None:
         """Drop output `i` (its expert was pruned); the others keep their weights, outputs after it shift down."""
         keep = [j for j in range(self.n_outputs) if j != i]
-        last = self.layers[-1]
-        self._edit_param(last, "weight", lambda t, m: t[keep])
-        self._edit_param(last, "bias", lambda t, m: t[keep])
-        last.out_features -= 1
+        self._edit(-1, weight=lambda t, m: t[keep], bias=lambda t, m: t[keep])
         self._masks = [m[:, keep] for m in self._masks]
 
-    def _edit_param(self, layer: nn.Linear, name: str, edit) -> None:
-        """Replace a parameter by `edit(tensor, False)` and its Adam moments by `edit(moment, True)`."""
-        old = getattr(layer, name)
-        new = nn.Parameter(edit(old.data, False))
-        state = self.optimizer.state.pop(old, None)
-        if state:
-            for key in ("exp_avg", "exp_avg_sq"):
-                state[key] = edit(state[key], True)
-        setattr(layer, name, new)
-        for group in self.optimizer.param_groups:
-            group["params"] = [new if p is old else p for p in group["params"]]
-        if state:
-            self.optimizer.state[new] = state
+    def _edit(self, i: int, weight=None, bias=None) -> None:
+        """Replace layer i's weight by `weight(it, False)` and its Adam moments by `weight(moment, True)`; its bias
+        likewise by `bias` (None: unchanged)."""
+
+        def edits(moment: bool) -> dict:
+            return {name: None if edit is None else (lambda t, edit=edit: edit(t, moment))
+                    for name, edit in (("weight", weight), ("bias", bias))}
+
+        self._place(self.params.edited(i, **edits(False)), self.exp_avg.edited(i, **edits(True)),
+                    self.exp_avg_sq.edited(i, **edits(True)))
 
     # ---- pickling: tensors travel as CPU state so a checkpoint restores on any device --------------------------
 
     def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("layers", "optimizer", "_dropout_gen", "device")}
-        state["_sizes"] = [self.n_inputs] + [layer.out_features for layer in self.layers]
-        state["_weights"] = {k: v.cpu() for k, v in self.layers.state_dict().items()}
-        state["_optimizer"] = _to_cpu(self.optimizer.state_dict())
-        state["_dropout_state"] = (self.device.type, self._dropout_gen.get_state().cpu())
+        state = {k: v for k, v in self.__dict__.items() if k not in ("params", "exp_avg", "exp_avg_sq", "grads", "device")}
+        state["_sizes"] = self.params.sizes
+        state["_flats"] = [layers.flat.cpu() for layers in (self.params, self.exp_avg, self.exp_avg_sq)]
         return state
 
     def __setstate__(self, state):
         sizes = state.pop("_sizes")
-        weights = state.pop("_weights")
-        optimizer = state.pop("_optimizer")
-        dropout_state = state.pop("_dropout_state")
+        flats = state.pop("_flats")
         self.__dict__.update(state)
-        self._build(sizes)
-        self.layers.load_state_dict(weights)
-        self.optimizer.load_state_dict(optimizer)
-        device_type, generator_state = dropout_state
-        if device_type == self.device.type:  # generator states are not portable between CPU and CUDA
-            self._dropout_gen.set_state(generator_state)
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    return obj
+        self._place(*(Layers(sizes, flat) for flat in flats))

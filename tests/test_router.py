@@ -120,11 +120,26 @@ def test_moments_of_parameters_without_gradient_never_turn_denormal():
     assert (router.exp_avg_sq.flat > 0).any()  # the second moments decay 0.999x: still there, and still normal
 
 
-def test_router_trains_only_every_batch_size():
+def test_router_trains_on_every_batch_size_rows_in_order():
     router = Router(n_inputs=2, n_outputs=2, batch_size=10, seed=0, device="cpu")
     z = np.ones((4, 2), dtype=np.float32)
     steps = [router.observe(z, np.ones((4, 2))) for _ in range(5)]
-    assert steps == [False, False, True, False, False]  # 4, 8, 12 -> step, 4, 8
+    assert steps == [False, False, True, False, True]  # 4, 8, 12 -> a step on 10, 2 left, 6, 10 -> a step
+    assert router.n_steps == 2
+
+
+def test_a_big_observation_trains_as_the_same_rows_in_batch_size_pieces():
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(100, 3)).astype(np.float32)
+    whole, pieces = (Router(n_inputs=3, n_outputs=3, batch_size=32, seed=2, device="cpu") for _ in range(2))
+    whole.observe(z[:70], mask_of(z[:70]))
+    whole.observe(z[70:], mask_of(z[70:]))
+    for start in range(0, 100, 16):
+        pieces.observe(z[start : start + 16], mask_of(z[start : start + 16]))
+    assert whole.n_steps == pieces.n_steps == 3
+    assert torch.equal(whole.params.flat, pieces.params.flat)
+    probe = rng.normal(size=(20, 3)).astype(np.float32)
+    assert np.array_equal(whole.scores(probe), pieces.scores(probe))
 
 
 def test_growth_keeps_old_outputs_bit_identical():

@@ -157,14 +157,18 @@ class Router:
         return np.ascontiguousarray(z, dtype=np.float32)
 
     def observe(self, z: np.ndarray, mask: np.ndarray) -> bool:
-        """Buffer training pairs; train when `batch_size` are buffered. Returns whether a training step ran."""
+        """Buffer training pairs; every `batch_size` of them, in order, make one training batch, so the router learns
+        the same whatever the size of the micro-batches that bring them. Returns whether a training step ran."""
         self._z.append(self._fit_width(z))
         self._masks.append(np.asarray(mask, dtype=np.float32))
         self._buffered += len(z)
         if self._buffered < self.batch_size:
             return False
-        self._train(np.concatenate(self._z), np.concatenate(self._masks))
-        self._z, self._masks, self._buffered = [], [], 0
+        z, mask = np.concatenate(self._z), np.concatenate(self._masks)
+        full = len(z) - len(z) % self.batch_size
+        for start in range(0, full, self.batch_size):
+            self._train(z[start : start + self.batch_size], mask[start : start + self.batch_size])
+        self._z, self._masks, self._buffered = [z[full:]], [mask[full:]], len(z) - full
         return True
 
     def _train(self, z: np.ndarray, mask: np.ndarray) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from connectors.generators import generate
-from stream_moe.models.detectors import DETECTORS, DRIFT, ErrorMonitor, make_detector
+from stream_moe.models.detectors import DETECTORS, DRIFT, WARNING, ErrorMonitor, make_detector
 from stream_moe.models.driftmoe_data import DriftMoEData
 from stream_moe.models.driftmoe_task import DriftMoETask
 
@@ -28,6 +28,24 @@ def test_every_detector_fires_soon_after_an_abrupt_rise_of_the_error_rate(name, 
     after = [t for t in detections if t >= 3000]
     assert after and after[0] < 4200, detections
     assert len(detections) - len(after) <= (5 if name == "eddm" else 1)  # EDDM: see the stationary test
+
+
+@pytest.mark.parametrize("name", ["adwin", "ddm", "page_hinkley"])
+def test_a_monitor_scanning_batches_says_what_it_says_one_error_at_a_time(name):
+    stream = errors(8000, 0.1, 0.5, change=4000, seed=4) + errors(4000, 0.5, 0.1, change=2000, seed=5)
+    one = ErrorMonitor(make_detector(name), make_detector("adwin(delta=0.01)"))
+    states = [one.update(e) for e in stream]
+    batched = ErrorMonitor(make_detector(name), make_detector("adwin(delta=0.01)"))
+    seen, at = [], 0
+    while at < len(stream):  # batches of 32; a scan stops at a drift and, every other batch, at a warning
+        batch = stream[at : min(at + 32, len(stream))]
+        read, state = batched.scan(batch, stop_at_warning=(at // 32) % 2 == 0)
+        at += read
+        if state:
+            seen.append((at - 1, state))
+    assert any(state == DRIFT for _, state in seen)
+    assert [(i, s) for i, s in seen if s == DRIFT] == [(i, s) for i, s in enumerate(states) if s == DRIFT]
+    assert {i for i, s in seen if s == WARNING} <= {i for i, s in enumerate(states) if s == WARNING}
 
 
 def test_a_model_with_a_randomised_detector_repeats_itself():

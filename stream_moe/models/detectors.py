@@ -76,13 +76,26 @@ class ErrorMonitor:
         self._prototypes = (drift_detector.clone(), self.warning_detector and self.warning_detector.clone())
 
     def update(self, error: bool) -> int:
-        self.drift_detector.update(error)
-        if self.drift_detector.drift_detected:
-            self.drift_detector = self._prototypes[0].clone()
-            if self.warning_detector is not None:
-                self.warning_detector = self._prototypes[1].clone()
-            return DRIFT
-        if self.warning_detector is not None:
-            self.warning_detector.update(error)
-            return WARNING if self.warning_detector.drift_detected else STABLE
-        return WARNING if getattr(self.drift_detector, "warning_detected", False) else STABLE
+        """One error: DRIFT, WARNING or STABLE."""
+        return self.scan([error])[1]
+
+    def scan(self, errors, stop_at_warning: bool = True) -> tuple[int, int]:
+        """Feed 0/1 errors in order until a drift (or a warning, with `stop_at_warning`): how many were read and
+        DRIFT, WARNING or STABLE (all read, nothing to act on). One loop with the detectors at hand: an expert's
+        errors arrive a batch at a time."""
+        drift, warning = self.drift_detector, self.warning_detector
+        for i, error in enumerate(errors):
+            drift.update(error)
+            if drift.drift_detected:
+                self.drift_detector = self._prototypes[0].clone()
+                if warning is not None:
+                    self.warning_detector = self._prototypes[1].clone()
+                return i + 1, DRIFT
+            if warning is not None:
+                warning.update(error)
+                warned = warning.drift_detected
+            else:
+                warned = getattr(drift, "warning_detected", False)
+            if warned and stop_at_warning:
+                return i + 1, WARNING
+        return len(errors), STABLE

@@ -297,11 +297,7 @@ class ExpertPool:
         monitor = self.monitors[e]
         if monitor is None:
             return len(errors), 0
-        for i, error in enumerate(errors):
-            state = monitor.update(bool(error))
-            if state == DRIFT or (state == WARNING and self.backgrounds[e] is None):
-                return i + 1, state
-        return len(errors), 0
+        return monitor.scan(np.asarray(errors, dtype=bool).tolist(), stop_at_warning=self.backgrounds[e] is None)
 
     def start_background(self, e: int) -> None:
         """A warning: a background expert starts learning beside expert `e`."""

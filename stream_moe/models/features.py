@@ -94,8 +94,7 @@ class FeatureEncoder:
     def learn_many(self, xs, raw: tuple[np.ndarray, bool] | None = None) -> None:
         """Add any new features/categories as columns, then update the running statistics (from `raw`, the rows'
         `_raw`, when the caller has it: its values serve as they are unless a column was missing)."""
-        values, complete = self._raw(xs) if raw is None else raw
-        if not complete:
+        if raw is None or not raw[1]:
             for x in xs:
                 for name, value in x.items():
                     if _is_number(value):
@@ -103,8 +102,8 @@ class FeatureEncoder:
                             self._numeric[name] = self._add_column(name, numeric=True)
                     elif value is not None and (name, value) not in self._nominal:
                         self._nominal[(name, value)] = self._add_column(f"{name}={value}", numeric=False)
-            values, _ = self._raw(xs)
-        raw = values[:, self._scaled]
+            raw = self._raw(xs)
+        raw = raw[0][:, self._scaled]
         present = ~np.isnan(raw)
         n_b = present.sum(axis=0).astype(float)
         if not n_b.any():

@@ -286,12 +286,11 @@ class Router:
         """Replace layer i's weight by `weight(it, False)` and its Adam moments by `weight(moment, True)`; its bias
         likewise by `bias` (None: unchanged)."""
 
-        def edits(moment: bool) -> dict:
-            return {name: None if edit is None else (lambda t, edit=edit: edit(t, moment))
-                    for name, edit in (("weight", weight), ("bias", bias))}
+        def of(moment: bool) -> list:  # the two edits with `moment` given
+            return [None if edit is None else (lambda t, edit=edit: edit(t, moment)) for edit in (weight, bias)]
 
-        self._place(self.params.edited(i, **edits(False)), self.exp_avg.edited(i, **edits(True)),
-                    self.exp_avg_sq.edited(i, **edits(True)))
+        self._place(self.params.edited(i, *of(False)), self.exp_avg.edited(i, *of(True)),
+                    self.exp_avg_sq.edited(i, *of(True)))
 
     # ---- pickling: tensors travel as CPU state so a checkpoint restores on any device --------------------------
 

@@ -20,11 +20,14 @@ import ast
 import inspect
 import re
 
+import numpy as np
 from river import base, drift
 from river.drift import binary
 
+from stream_moe.models import adwin
+
 DETECTORS = {
-    "adwin": drift.ADWIN,
+    "adwin": adwin.ADWIN,  # compiled, river's detections (river's `drift.ADWIN` may be passed as an object)
     "kswin": drift.KSWIN,
     "page_hinkley": drift.PageHinkley,
     "ddm": binary.DDM,
@@ -35,7 +38,8 @@ DETECTORS = {
 # Not FHDDM: river's implementation takes 1 for a correct prediction (it watches the share of ones fall), the opposite
 # of its docstring and of the other binary detectors, so on an error stream it never fires.
 
-STABLE, WARNING, DRIFT = 0, 1, 2
+STABLE, WARNING, DRIFT = adwin.STABLE, adwin.WARNING, adwin.DRIFT
+_NO_WARNING = np.zeros(0)
 
 _SPEC = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")
 
@@ -74,6 +78,7 @@ class ErrorMonitor:
         self.drift_detector = drift_detector
         self.warning_detector = None if hasattr(drift_detector, "warning_detected") else warning_detector
         self._prototypes = (drift_detector.clone(), self.warning_detector and self.warning_detector.clone())
+        self._compiled = all(isinstance(d, adwin.ADWIN) for d in (drift_detector, self.warning_detector) if d)
 
     def update(self, error: bool) -> int:
         """One error: DRIFT, WARNING or STABLE."""
@@ -81,15 +86,28 @@ class ErrorMonitor:
 
     def scan(self, errors, stop_at_warning: bool = True) -> tuple[int, int]:
         """Feed 0/1 errors in order until a drift (or a warning, with `stop_at_warning`): how many were read and
-        DRIFT, WARNING or STABLE (all read, nothing to act on). One loop with the detectors at hand: an expert's
-        errors arrive a batch at a time."""
+        DRIFT, WARNING or STABLE (all read, nothing to act on). An expert's errors arrive a batch at a time: compiled
+        ADWINs read them in one call."""
+        if self._compiled:
+            warning = self.warning_detector
+            read, state = adwin.scan_pair(self.drift_detector.state_, _NO_WARNING if warning is None else warning.state_,
+                                          np.asarray(errors, dtype=np.float64), stop_at_warning)
+            for detector in (self.drift_detector, warning):
+                if detector is not None:
+                    detector.sync()
+        else:
+            read, state = self._scan(errors, stop_at_warning)
+        if state == DRIFT:
+            self.drift_detector = self._prototypes[0].clone()
+            if self.warning_detector is not None:
+                self.warning_detector = self._prototypes[1].clone()
+        return read, state
+
+    def _scan(self, errors, stop_at_warning: bool) -> tuple[int, int]:
         drift, warning = self.drift_detector, self.warning_detector
-        for i, error in enumerate(errors):
+        for i, error in enumerate(np.asarray(errors, dtype=bool).tolist()):
             drift.update(error)
             if drift.drift_detected:
-                self.drift_detector = self._prototypes[0].clone()
-                if warning is not None:
-                    self.warning_detector = self._prototypes[1].clone()
                 return i + 1, DRIFT
             if warning is not None:
                 warning.update(error)

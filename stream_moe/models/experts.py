@@ -297,7 +297,7 @@ class ExpertPool:
         monitor = self.monitors[e]
         if monitor is None:
             return len(errors), 0
-        return monitor.scan(np.asarray(errors, dtype=bool).tolist(), stop_at_warning=self.backgrounds[e] is None)
+        return monitor.scan(errors, stop_at_warning=self.backgrounds[e] is None)
 
     def start_background(self, e: int) -> None:
         """A warning: a background expert starts learning beside expert `e`."""

@@ -50,7 +50,7 @@ def test_training_gradients_are_autograds_of_the_documented_loss(dropout, balanc
     mask = torch.from_numpy((rng.random((32, 5)) < 0.3).astype(float))
     draws = router._dropout_rng.bit_generator.state
     with torch.no_grad():
-        router._gradients(z, mask)
+        router._gradients(z, mask, router._keep_scales(32))
     ours = [t.clone() for t in tensors(router.grads)]
     # the same dropout draws (one per hidden unit and row, layer after layer), through autograd
     router._dropout_rng.bit_generator.state = draws
@@ -79,7 +79,8 @@ def test_training_steps_are_torch_adams():
     for step in range(20):
         z = torch.from_numpy(rng.normal(size=(16, 3)))
         with torch.no_grad():
-            router._gradients(z, torch.from_numpy((rng.random((16, router.n_outputs)) < 0.5).astype(float)))
+            router._gradients(z, torch.from_numpy((rng.random((16, router.n_outputs)) < 0.5).astype(float)),
+                             router._keep_scales(16))
         for param, grad in zip(params, tensors(router.grads)):
             param.grad = grad.clone()
         router._adam_step()

@@ -167,19 +167,19 @@ class Router:
             return False
         z, mask = np.concatenate(self._z), np.concatenate(self._masks)
         full = len(z) - len(z) % self.batch_size
-        for start in range(0, full, self.batch_size):
-            self._train(z[start : start + self.batch_size], mask[start : start + self.batch_size])
+        # every step's dropout in one draw, in the order the steps take them
+        keep = self._keep_scales(full * self.epochs)
+        zt, mt = (torch.from_numpy(a[:full]).to(self.device) for a in (z, mask))
+        with torch.no_grad():
+            for start in range(0, full, self.batch_size):
+                for epoch in range(self.epochs):
+                    at = start * self.epochs + epoch * self.batch_size
+                    self._gradients(zt[start : start + self.batch_size], mt[start : start + self.batch_size],
+                                    None if keep is None else keep[at : at + self.batch_size])
+                    self._adam_step()
+                self.n_steps += 1
         self._z, self._masks, self._buffered = [z[full:]], [mask[full:]], len(z) - full
         return True
-
-    def _train(self, z: np.ndarray, mask: np.ndarray) -> None:
-        zt = torch.from_numpy(z).to(self.device)
-        mt = torch.from_numpy(mask).to(self.device)
-        with torch.no_grad():
-            for _ in range(self.epochs):
-                self._gradients(zt, mt)
-                self._adam_step()
-        self.n_steps += 1
 
     def _adam_step(self) -> None:
         """One step of Adam (Kingma & Ba, as `torch.optim.Adam` takes it) on every parameter at once, keeping the
@@ -203,10 +203,9 @@ class Router:
         keep = (draws >= self.dropout) * np.float32(1.0 / (1.0 - self.dropout))  # (np.where: 50 us more on 32 rows)
         return torch.from_numpy(keep).to(self.device)
 
-    def _gradients(self, z: torch.Tensor, mask: torch.Tensor) -> None:
-        """Fill `grads` with the gradients of the training loss on a batch, with dropout from `_keep_scales`."""
+    def _gradients(self, z: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None) -> None:
+        """Fill `grads` with the gradients of the training loss on a batch, with dropout `keep` (`_keep_scales`)."""
         inputs = []  # each layer's input (a hidden layer's output after ReLU and dropout)
-        keep = self._keep_scales(len(z))
         h, at = z, 0
         layers = list(zip(self.params.weights, self.params.biases))
         for weight, bias in layers[:-1]:
@@ -221,13 +220,13 @@ class Router:
         d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
         if self.balance_weight > 0 and n_out > 1:
             # importance = the mean softmax gate; loss var/mean^2 (var unbiased), through the softmax's Jacobian
+            # (the two statistics as numbers: a dozen small tensor operations fewer, 60 us a step)
             gate = torch.softmax(logits, dim=1)
             importance = gate.mean(dim=0)
-            mean = importance.mean()
-            var = importance.var()
-            d_importance = (importance - mean) / (n_out - 1) - var / (mean * n_out)
-            d_importance *= 2 * self.balance_weight / mean**2
-            d += gate * (d_importance - (gate @ d_importance)[:, None]) / rows
+            var, mean = (float(t) for t in torch.var_mean(importance))
+            scale = 2 * self.balance_weight / mean**2
+            d_importance = importance.sub(mean).mul_(scale / (n_out - 1)).sub_(scale * var / (mean * n_out))
+            d.addcmul_(gate, d_importance - (gate @ d_importance)[:, None], value=1 / rows)
         for i in reversed(range(len(layers))):
             torch.mm(d.t(), inputs[i], out=self.grads.weights[i])
             torch.sum(d, dim=0, out=self.grads.biases[i])

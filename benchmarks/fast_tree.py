@@ -3,11 +3,13 @@
     python benchmarks/fast_tree.py --n 20000
     python benchmarks/fast_tree.py --n 20000 --router-batch 256   # the router updated as in the paper
     python benchmarks/fast_tree.py --n 20000 --top-k 0   # half the 12 experts learning
+    python benchmarks/fast_tree.py --n 10000 --batch 128 --repeat 3   # medians of three alternating rounds
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
 For each stream: a single tree (river's, one instance at a time, vs the fast tree, test-then-train by batch) and
 DriftMoE-Data in issue 4's configuration (12 experts, top-3 unless `--top-k` says otherwise, the rest its defaults)
-with river vs fast experts, all prequential with batches of `--batch`; accuracy and instances/s, router included.
+with river vs fast experts, all prequential with batches of `--batch`; accuracy and instances/s, router included,
+and the speed-up of fast over river within each round (`--repeat` rounds, medians reported).
 Then a cProfile of DriftMoE-Data with fast experts on SEA_a (top functions by own time). Prints the figures and
 writes them to `results/fast_tree.json`.
 """
@@ -21,6 +23,7 @@ import json
 import pathlib
 import pstats
 import resource
+import statistics
 import sys
 import time
 
@@ -78,6 +81,23 @@ def mixture(kind: str, data, batch: int, **params) -> dict:
     return {"accuracy": right / len(data), "inst_per_s": len(data) / seconds}
 
 
+def side_by_side(run, repeat: int) -> dict:
+    """`run(kind)` for river and fast, `repeat` rounds, alternating which goes first: on a shared machine the load
+    drifts between runs, so each speed is the median of its runs and the speed-up is the median of the ratios taken
+    within each round (min and max beside it)."""
+    runs: dict[str, list[dict]] = {"river": [], "fast": []}
+    for r in range(repeat):
+        for kind in ("river", "fast") if r % 2 == 0 else ("fast", "river"):
+            runs[kind].append(run(kind))
+    row = {kind: {"accuracy": results[0]["accuracy"],
+                  "inst_per_s": statistics.median(one["inst_per_s"] for one in results),
+                  "inst_per_s_runs": [round(one["inst_per_s"]) for one in results]}
+           for kind, results in runs.items()}
+    ratios = [fast["inst_per_s"] / river["inst_per_s"] for fast, river in zip(runs["fast"], runs["river"])]
+    row["speedup"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return row
+
+
 def profile(data, batch: int, top: int = 15, **params) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -111,6 +131,8 @@ def main(argv=None) -> None:
     parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
     parser.add_argument("--top-k", type=int, default=3,
                         help="experts learning each instance (default 3, the issue's configuration; 0: the model's, half the pool)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of each river/fast pair, alternating which runs first; medians reported")
     parser.add_argument("--rss", type=int, default=0, help="only measure the peak RSS of an N-instance SEA_a replay")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "results" / "fast_tree.json")
     args = parser.parse_args(argv)
@@ -126,14 +148,15 @@ def main(argv=None) -> None:
         print(json.dumps(report, indent=1))
         args.out = args.out.with_name("fast_tree_rss.json")
     else:
-        report = {"n": args.n, "batch": args.batch, "params": params, "streams": {}}
+        report = {"n": args.n, "batch": args.batch, "repeat": args.repeat, "params": params, "streams": {}}
         for name in args.streams.split(","):
             data = load(name, args.n)
-            row = report["streams"][name] = {}
-            for kind in ("river", "fast"):
-                row[f"tree_{kind}"] = single_tree(kind, data, args.batch)
-            for kind in ("fast",) if args.skip_mixture_river else ("river", "fast"):
-                row[f"driftmoe_{kind}"] = mixture(kind, data, args.batch, **params)
+            row = report["streams"][name] = {"tree": side_by_side(lambda kind: single_tree(kind, data, args.batch),
+                                                                  args.repeat)}
+            if args.skip_mixture_river:
+                row["driftmoe"] = {"fast": mixture("fast", data, args.batch, **params)}
+            else:
+                row["driftmoe"] = side_by_side(lambda kind: mixture(kind, data, args.batch, **params), args.repeat)
             print(name, json.dumps(row), flush=True)
         report["profile_sea_a"] = profile(load("sea_a", args.n), args.batch, **params)
         print(report["profile_sea_a"])

@@ -33,10 +33,13 @@ def drifting(n, seed=1):
 
 
 def test_fast_experts_match_river_experts_on_a_drifting_stream():
+    """Within half a point on the mean of three seeds (on one seed the two differ by up to 1.2 points either way:
+    seeds 1-6, 6,000 instances)."""
     data = drifting(6000)
-    accuracy = {kind: prequential(DriftMoEData(n_experts=6, experts=kind, device="cpu", seed=1), data)
+    accuracy = {kind: np.mean([prequential(DriftMoEData(n_experts=6, experts=kind, device="cpu", seed=seed), data)
+                               for seed in (1, 2, 3)])
                 for kind in ("river", "fast")}
-    assert abs(accuracy["river"] - accuracy["fast"]) < 0.01, accuracy
+    assert abs(accuracy["river"] - accuracy["fast"]) < 0.005, accuracy
 
 
 def test_fast_experts_learn_the_rows_the_router_ranks_top_k():

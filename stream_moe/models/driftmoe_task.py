@@ -7,7 +7,7 @@ from river import base
 
 from stream_moe.models.detectors import DRIFT, WARNING
 from stream_moe.models.features import Frame
-from stream_moe.models.mixture import Mixture
+from stream_moe.models.mixture import Learned, Mixture
 
 
 class DriftMoETask(Mixture):
@@ -108,14 +108,12 @@ class DriftMoETask(Mixture):
         experts = list(range(len(self.classes_)))
         return [(probs, experts) for probs in self._to_dicts(scores)]
 
-    def _learn_batch(
-        self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
-    ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+    def _learn_batch(self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray) -> Learned:
         if self.pool_.batched:
             return self._learn_batched(xs, ys, logits)
-        return [self._step(x, y, logits[i]) for i, (x, y) in enumerate(zip(xs, ys))]
+        return self._stacked([self._step(x, y, logits[i]) for i, (x, y) in enumerate(zip(xs, ys))])
 
-    def _learn_batched(self, xs, ys, logits: np.ndarray) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+    def _learn_batched(self, xs, ys, logits: np.ndarray) -> Learned:
         """`_learn_batch` for batched experts, with `_step`'s rules: every class expert (and background expert)
         answers and learns the whole batch test-then-train in one compiled call, a class first seen in the batch
         getting its expert at that row; then each expert's monitor reads its errors in row order. A warning starts a
@@ -203,13 +201,9 @@ class DriftMoETask(Mixture):
         classes_before = np.full(n_rows, known)  # per row, the classes known when it was answered
         for k in range(known, n_pool):
             classes_before[born[k] + 1 :] += 1
-        out: list[tuple[tuple[dict, list[int]], np.ndarray | None]] = [
-            ((probs, list(range(k))) if k else ({}, []), None)
-            for probs, k in zip(self._to_dicts(scores, classes_before), classes_before.tolist())
-        ]
-        for j, i in enumerate(rows.tolist()):
-            out[i] = (out[i][0], right[j].astype(np.float32))
-        return out
+        details = [(probs, list(range(k))) if k else ({}, [])
+                   for probs, k in zip(self._to_dicts(scores, classes_before), classes_before.tolist())]
+        return details, rows, right.astype(np.float32)
 
     def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
         detail: tuple[dict, list[int]] = ({}, [])

@@ -218,9 +218,10 @@ class ExpertPool:
             for e in np.flatnonzero(learns.any(axis=0)).tolist():
                 self.draw_subspace(e, xs[int(learns[:, e].argmax())])
         self.usage_ += learns.sum(axis=0)
-        shape = learns.T.shape
-        draws = self.rng.poisson(self.bagging_lambda, shape) if self.bagging_lambda > 0 else np.ones(shape)
-        return np.where(learns.T, draws, 0.0)
+        weights = learns.T.astype(float)
+        if self.bagging_lambda > 0:  # drawn for the rows learned only, expert after expert (a quarter of the draws)
+            weights[learns.T] = self.rng.poisson(self.bagging_lambda, int(weights.sum()))
+        return weights
 
     def answer_learn(self, models: list, es: list[int], X: np.ndarray, ys: list, weights: np.ndarray,
                      classes) -> list[np.ndarray]:

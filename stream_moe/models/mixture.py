@@ -15,6 +15,10 @@ from stream_moe.models.router import Router
 
 log = logging.getLogger(__name__)
 
+# what a mixture's test-then-train over a batch gives: per row (probabilities, experts); the indices of the labelled
+# rows; their router target masks (labelled rows, outputs)
+Learned = tuple[list[tuple[dict, list[int]]], np.ndarray, np.ndarray]
+
 
 class Mixture(base.Classifier, abc.ABC):
     """Base of the DriftMoE classifiers: a `FeatureEncoder`, a `Router` and an expert pool, built lazily.
@@ -165,12 +169,20 @@ class Mixture(base.Classifier, abc.ABC):
         """Create the learned state when the first labelled data arrives (the encoder exists by then)."""
 
     @abc.abstractmethod
-    def _learn_batch(
-        self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray
-    ) -> list[tuple[tuple[dict, list[int]], np.ndarray | None]]:
+    def _learn_batch(self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray) -> Learned:
         """Test-then-train row by row with the batch's router inputs (encoded in `frame`) and logits: per row the
-        prediction (probabilities, experts) and, for labelled rows, the router's target mask (as wide as the router is
-        at the end of the batch, or narrower: outputs added during the batch count as not right)."""
+        prediction (probabilities, experts); the labelled rows' indices and their router target masks, one row each
+        (as wide as the router is at the end of the batch, or narrower: outputs added during the batch count as not
+        right)."""
+
+    @staticmethod
+    def _stacked(steps: list[tuple[tuple[dict, list[int]], np.ndarray | None]]) -> Learned:
+        """`_learn_batch`'s answer from one step per row: (prediction, mask or None when the row had no label)."""
+        learned = [i for i, (_, mask) in enumerate(steps) if mask is not None]
+        masks = np.zeros((len(learned), max((len(steps[i][1]) for i in learned), default=0)), dtype=np.float32)
+        for j, i in enumerate(learned):
+            masks[j, : len(steps[i][1])] = steps[i][1]
+        return [detail for detail, _ in steps], np.array(learned, dtype=np.int64), masks
 
     @abc.abstractmethod
     def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
@@ -196,14 +208,10 @@ class Mixture(base.Classifier, abc.ABC):
             elif hasattr(self, "router_"):
                 self.router_.grow_inputs(self.encoder_.n_columns)
         logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
-        results = self._learn_batch(xs, ys, z, frame, logits)
-        rows = [i for i, (_, mask) in enumerate(results) if mask is not None]
-        if rows:
-            masks = np.zeros((len(rows), self.router_.n_outputs), dtype=np.float32)
-            for j, i in enumerate(rows):
-                masks[j, : len(results[i][1])] = results[i][1]
-            self.router_.observe(z[rows], masks)
-        return [detail for detail, _ in results]
+        details, learned, masks = self._learn_batch(xs, ys, z, frame, logits)
+        if len(learned):
+            self.router_.observe(z[learned], np.pad(masks, ((0, 0), (0, self.router_.n_outputs - masks.shape[1]))))
+        return details
 
     def learn_many(self, xs, ys) -> None:
         self.predict_learn_many(xs, ys)

@@ -214,11 +214,12 @@ class ADWIN(base.DriftDetector):
 
     def update(self, x):
         """Add one value; `drift_detected` says whether it completed a drift."""
-        self._drift_detected = update(self.state_, float(x))
+        update(self.state_, float(x))
 
-    def sync(self) -> None:
-        """Bring `drift_detected` up to date after the compiled loop updated the state."""
-        self._drift_detected = bool(self.state_[DETECTED])
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last value completed a drift (read from the state, which `scan_pair` updates too)."""
+        return bool(self.state_[DETECTED])
 
     @property
     def width(self) -> int:

@@ -92,9 +92,6 @@ class ErrorMonitor:
             warning = self.warning_detector
             read, state = adwin.scan_pair(self.drift_detector.state_, _NO_WARNING if warning is None else warning.state_,
                                           np.asarray(errors, dtype=np.float64), stop_at_warning)
-            for detector in (self.drift_detector, warning):
-                if detector is not None:
-                    detector.sync()
         else:
             read, state = self._scan(errors, stop_at_warning)
         if state == DRIFT:

@@ -332,8 +332,9 @@ class DriftMoEData(Mixture):
         replaced_at = np.full(n_pool, -1)  # per expert: the row after which its slot holds a new expert
 
         learned_before = self.n_learned_
+        learning = learns[rows].T  # (E, labelled rows)
         for e in range(n_pool):
-            mine = np.flatnonzero(learns[rows, e])  # positions among the labelled rows
+            mine = np.flatnonzero(learning[e])  # positions among the labelled rows
             start = 0
             while start < len(mine):
                 read, state = pool.scan(e, ~right[mine[start:], e])
@@ -372,7 +373,7 @@ class DriftMoEData(Mixture):
                 masks[later, e] = right[later, e]
         self.n_learned_ = learned_before + n
         if self.expansion:
-            learned = [rows[learns[rows, e]] for e in range(n_pool)]
+            learned = [rows[learning[e]] for e in range(n_pool)]
             self.pool_.describe([r[r > after] for r, after in zip(learned, replaced_at)], z, frame)
             self._end_batch(None if (replaced_at >= 0).any() else novelty[rows])
 

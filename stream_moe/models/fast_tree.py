@@ -468,8 +468,11 @@ def predict_learn_trees(trees: list[FastHoeffdingTreeClassifier], X: np.ndarray,
     X = np.ascontiguousarray(X, dtype=float)
     n_trees, n_rows = len(trees), X.shape[1]
     w = np.array([np.ones(n_rows) if weight is None else weight for weight in weights], dtype=float)
+    unlabelled: dict = {}  # per list of labels (the trees of a pool mostly share one): the rows without a label
     for t, y in enumerate(ys):
-        w[t, [i for i, label in enumerate(y) if label is None]] = 0.0
+        if id(y) not in unlabelled:
+            unlabelled[id(y)] = [i for i, label in enumerate(y) if label is None]
+        w[t, unlabelled[id(y)]] = 0.0
     codes: dict = {}
     ci = np.array([tree._prepare(X[t], ys[t], w[t], nominal, codes) for t, tree in enumerate(trees)]).reshape(n_trees,
                                                                                                               -1)

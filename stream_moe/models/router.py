@@ -188,8 +188,10 @@ class Router:
         (beta1, beta2), g = BETAS, self.grads.flat
         self.exp_avg.flat.lerp_(g, 1 - beta1)
         self.exp_avg_sq.flat.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = self.exp_avg_sq.flat.sqrt().div_(math.sqrt(1 - beta2**self.adam_steps)).add_(EPS)
-        self.params.flat.addcdiv_(self.exp_avg.flat, denom, value=-self.lr / (1 - beta1**self.adam_steps))
+        # torch's step: lr / c1 * m / (sqrt(v) / c2 + eps), written lr * c2 / c1 * m / (sqrt(v) + eps * c2): a pass fewer
+        c1, c2 = 1 - beta1**self.adam_steps, math.sqrt(1 - beta2**self.adam_steps)
+        denom = self.exp_avg_sq.flat.sqrt().add_(EPS * c2)
+        self.params.flat.addcdiv_(self.exp_avg.flat, denom, value=-self.lr * c2 / c1)
         if self.adam_steps % FLUSH_EVERY == 0:  # 0.9**170 = 1.2e-38 / 1e-30: no first moment gets there in between
             for moment in (self.exp_avg.flat, self.exp_avg_sq.flat):
                 moment.masked_fill_(moment.abs() < TINY, 0.0)

@@ -145,16 +145,17 @@ def _cut_found(state):
 
 
 @jit
-def _reset(state):
+def _clear(state):
+    """An empty window (the parameters kept)."""
     state[TOTAL:] = 0.0
     state[N_LEVELS] = 1.0
 
 
 @jit
-def update(state, value):
+def _step(state, value):
     """One value: whether it completes a drift. A detector that drifted on its previous value starts afresh first."""
     if state[DETECTED]:
-        _reset(state)
+        _clear(state)
     _insert(state, value)
     state[TICK] += 1.0
     detected = False
@@ -173,9 +174,9 @@ def scan_pair(drift, warning, errors, stop_at_warning):
     """An error monitor's loop (see `ErrorMonitor.scan`) on a drift detector's state and, when it has rows, a warning
     detector's: how many errors were read and DRIFT, WARNING or STABLE."""
     for i in range(errors.shape[0]):
-        if update(drift, errors[i]):
+        if _step(drift, errors[i]):
             return i + 1, DRIFT
-        if warning.shape[0] > 0 and update(warning, errors[i]) and stop_at_warning:
+        if warning.shape[0] > 0 and _step(warning, errors[i]) and stop_at_warning:
             return i + 1, WARNING
     return errors.shape[0], STABLE
 
@@ -210,11 +211,11 @@ class ADWIN(base.DriftDetector):
         super()._reset()
         self.state_ = np.zeros(HEADER + LEVELS * (1 + 2 * (self.max_buckets + 1)))
         self.state_[:TOTAL] = self.delta, self.clock, self.max_buckets, self.min_window_length, self.grace_period
-        _reset(self.state_)
+        _clear(self.state_)
 
     def update(self, x):
         """Add one value; `drift_detected` says whether it completed a drift."""
-        update(self.state_, float(x))
+        _step(self.state_, float(x))
 
     @property
     def drift_detected(self) -> bool:

@@ -101,6 +101,7 @@ class ErrorMonitor:
         return read, state
 
     def _scan(self, errors, stop_at_warning: bool) -> tuple[int, int]:
+        """`scan` with river's detectors (or any), one error at a time."""
         drift, warning = self.drift_detector, self.warning_detector
         for i, error in enumerate(np.asarray(errors, dtype=bool).tolist()):
             drift.update(error)

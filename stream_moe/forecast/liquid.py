@@ -31,14 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from stream_moe.devices import resolve_device
 from stream_moe.forecast.cells import CELLS
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA when present, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class LiquidForecaster:

@@ -217,7 +217,8 @@ class Router:
         d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
         if self.balance_weight > 0 and n_out > 1:
             # importance = the mean softmax gate; loss var/mean^2 (var unbiased), through the softmax's Jacobian
-            # (its two statistics as Python numbers: six small tensor operations fewer, several us each on a CPU)
+            # (its two statistics as Python numbers: six small tensor operations fewer, several us each on a CPU; on
+            # CUDA this reads them back, one synchronisation per step)
             gate = torch.softmax(logits, dim=1)
             importance = gate.mean(dim=0)
             var, mean = (float(t) for t in torch.var_mean(importance))

@@ -30,8 +30,8 @@ MAGIC = b"stream-moe-checkpoint"
 # The layout of the states this code writes. Raise it when a model's pickled state changes so that an older one
 # would not run (2: fast trees' multiway branch tables, descriptors' cached normal; 3: expert pools' prototypes and
 # per-slot kinds; 4: the router's flat parameters, Adam moments and numpy dropout generator; 5: drift monitors with the
-# compiled ADWIN); files without it are format 1.
-FORMAT = 5
+# compiled ADWIN; 6: the compiled ADWIN's `rises_only` in its state); files without it are format 1.
+FORMAT = 6
 
 
 class IncompatibleCheckpoint(RuntimeError):

@@ -71,3 +71,44 @@ def test_pickle_and_clone():
         restored.update(x)
         assert restored.drift_detected == adwin.drift_detected
     assert restored.width == adwin.width
+
+
+def rates(rng, *levels, n=2000):
+    """0/1 errors at each rate of `levels` in turn, n each."""
+    return [float(rng.random() < level) for level in levels for _ in range(n)]
+
+
+def drifts(detector, values) -> list[int]:
+    found = []
+    for i, x in enumerate(values):
+        detector.update(x)
+        if detector.drift_detected:
+            found.append(i)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rises_only_reports_a_rise_as_river_does_and_no_fall(seed):
+    rng = random.Random(seed)
+    rising, falling = rates(rng, 0.1, 0.4), rates(rng, 0.4, 0.1)
+    (first, *_), (first_rising, *_) = drifts(ADWIN(), rising), drifts(ADWIN(rises_only=True), rising)
+    assert first_rising == first and 2000 <= first < 2400
+    assert drifts(ADWIN(), falling)
+    rises = ADWIN(rises_only=True)
+    assert drifts(rises, falling) == []
+    assert rises.width < len(falling) and rises.estimation < 0.25  # the window let older, higher errors go
+
+
+def test_a_learning_curve_is_no_drift_to_a_rises_only_monitor():
+    """An expert whose error falls from 50% to 10% as it learns: river's ADWIN calls that change a drift (and an
+    expert would be replaced by a younger one); a monitor of rises-only ADWINs waits for the error to rise."""
+    rng = random.Random(4)
+    curve = [float(rng.random() < 0.1 + 0.4 * max(0.0, 1 - i / 15_000)) for i in range(20_000)]
+    relapse = rates(rng, 0.3, n=3000)
+    two_sided = ErrorMonitor(ADWIN(delta=0.001), ADWIN(delta=0.01))
+    rises_only = ErrorMonitor(ADWIN(delta=0.001, rises_only=True), ADWIN(delta=0.01, rises_only=True))
+    assert two_sided.scan(curve, stop_at_warning=False)[1] == 2
+    read, state = rises_only.scan(curve, stop_at_warning=False)
+    assert (read, state) == (len(curve), 0)
+    read, state = rises_only.scan(relapse)
+    assert state in (1, 2) and read < 500

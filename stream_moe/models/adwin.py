@@ -8,6 +8,11 @@ updates, past `grace_period` values, each split of the window into older W0 and 
 tested; the first with |mean(W0) - mean(W1)| above the bound drops the oldest bucket and is a drift, and the test
 starts over on the shortened window. The arithmetic is river's, term for term, so rounding agrees too.
 
+`rises_only` (not in river) reports only the cuts where the newer values' mean is above the older's: on an error
+stream, a drift is the error rising. Without it, a learner that improves (a young tree, a slow 5-class concept)
+drifts again and again and is replaced by a younger one. MOA's Hoeffding Adaptive Tree applies the same rule to its
+nodes' error estimators. The window still drops its older part on a fall, as ADWIN does.
+
 >>> import random
 >>> rng = random.Random(12345)
 >>> adwin = ADWIN()
@@ -16,6 +21,17 @@ starts over on the shortened window. The arithmetic is river's, term for term, s
 ...     if adwin.drift_detected:
 ...         print(f"Change detected at index {i}, input value: {x}")
 Change detected at index 1023, input value: 4
+
+On errors that fall (a learner getting better), river's rule reports drifts, `rises_only` none:
+
+>>> errors = [int(rng.random() < 0.5) for _ in range(1000)] + [int(rng.random() < 0.1) for _ in range(1000)]
+>>> both, rises, drifts = ADWIN(), ADWIN(rises_only=True), [0, 0]
+>>> for error in errors:
+...     both.update(error)
+...     rises.update(error)
+...     drifts = [drifts[0] + both.drift_detected, drifts[1] + rises.drift_detected]
+>>> drifts, rises.width < len(errors)
+([1, 0], True)
 """
 
 from __future__ import annotations
@@ -30,9 +46,9 @@ jit = numba.njit(cache=True, nogil=True)
 
 LEVELS = 48  # 2**47 values in the oldest bucket: more than any stream holds
 # the state array: parameters and scalars, then buckets per level, then each level's bucket totals and variances
-DELTA, CLOCK, MAX_BUCKETS, MIN_WINDOW, GRACE, TOTAL, VARIANCE, WIDTH, TOTAL_WIDTH, N_LEVELS, TICK, DETECTIONS, \
-    DETECTED = range(13)
-HEADER = 13
+DELTA, CLOCK, MAX_BUCKETS, MIN_WINDOW, GRACE, RISES_ONLY, TOTAL, VARIANCE, WIDTH, TOTAL_WIDTH, N_LEVELS, TICK, \
+    DETECTIONS, DETECTED = range(14)
+HEADER = 14
 STABLE, WARNING, DRIFT = 0, 1, 2  # as `stream_moe.models.detectors`
 
 
@@ -118,8 +134,9 @@ def _drop_oldest(state):
 
 
 @jit
-def _cut_found(state):
-    """Test every split of the window, oldest buckets first; at the first significant one drop the oldest bucket."""
+def _cut(state):
+    """Test every split of the window, oldest buckets first; at the first significant one drop the oldest bucket.
+    Returns 1 for a cut where the newer values' mean is higher, -1 for one where it is lower, 0 for none."""
     counts, totals, variances, slots = _layout(state)
     width, min_window = state[WIDTH], state[MIN_WINDOW]
     log_term = math.log(2.0 * math.log(width) / state[DELTA])
@@ -134,14 +151,14 @@ def _cut_found(state):
             u0 += total
             u1 -= total
             if level == 0 and k == n - 1:
-                return False  # W1 empty
+                return 0  # W1 empty
             if n1 >= min_window and n0 >= min_window:
                 inverse = 1.0 / (n0 - min_window + 1.0) + 1.0 / (n1 - min_window + 1.0)
                 bound = math.sqrt(2.0 * inverse * (state[VARIANCE] / width) * log_term) + 2.0 / 3.0 * log_term * inverse
                 if abs(u0 / n0 - u1 / n1) > bound:
                     _drop_oldest(state)
-                    return True
-    return False
+                    return 1 if u1 / n1 > u0 / n0 else -1
+    return 0
 
 
 @jit
@@ -153,15 +170,19 @@ def _clear(state):
 
 @jit
 def _step(state, value):
-    """One value: whether it completes a drift. A detector that drifted on its previous value starts afresh first."""
+    """One value: whether it completes a drift (with `rises_only`, a cut on a rise). A detector that drifted on its
+    previous value starts afresh first."""
     if state[DETECTED]:
         _clear(state)
     _insert(state, value)
     state[TICK] += 1.0
     detected = False
     if state[TICK] % state[CLOCK] == 0 and state[WIDTH] > state[GRACE]:
-        while _cut_found(state):
-            detected = True
+        while True:
+            cut = _cut(state)
+            if cut == 0:
+                break
+            detected = detected or cut > 0 or not state[RISES_ONLY]
     state[TOTAL_WIDTH] += state[WIDTH]
     if detected:
         state[DETECTIONS] += 1.0
@@ -196,21 +217,25 @@ class ADWIN(base.DriftDetector):
         Smallest sub-window a test considers.
     grace_period
         Values before the first test.
+    rises_only
+        Report only cuts where the mean rose (see the module's docstring); False: river's detections.
     """
 
-    def __init__(self, delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10):
+    def __init__(self, delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10, rises_only=False):
         super().__init__()
         self.delta = delta
         self.clock = clock
         self.max_buckets = max_buckets
         self.min_window_length = min_window_length
         self.grace_period = grace_period
+        self.rises_only = rises_only
         self._reset()
 
     def _reset(self):
         super()._reset()
         self.state_ = np.zeros(HEADER + LEVELS * (1 + 2 * (self.max_buckets + 1)))
-        self.state_[:TOTAL] = self.delta, self.clock, self.max_buckets, self.min_window_length, self.grace_period
+        self.state_[:TOTAL] = (self.delta, self.clock, self.max_buckets, self.min_window_length, self.grace_period,
+                               self.rises_only)
         _clear(self.state_)
 
     def update(self, x):

@@ -130,7 +130,8 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-mixture-river", action="store_true", help="DriftMoE with river experts is slow")
     parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
     parser.add_argument("--top-k", type=int, default=3,
-                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, half the pool)")
+                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, "
+                             "three quarters of the pool)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of each river/fast pair, alternating which runs first; medians reported")
     parser.add_argument("--rss", type=int, default=0, help="only measure the peak RSS of an N-instance SEA_a replay")

@@ -64,12 +64,12 @@ class DriftMoEData(Mixture):
         "top1" or "mixture".
     expert
         Prototype of the experts (a river classifier or a `FastHoeffdingTreeClassifier`, cloned); default a Hoeffding
-        tree with grace period 50, delta 1e-7 and naive-Bayes leaves, of the kind `experts` names (river's default,
-        adaptive naive Bayes, is 1.9 points behind on RBF_f and 0.9 on Electricity, 1.5 ahead on weather: README).
+        tree with grace period 50, delta 1e-7 and naive-Bayes leaves, of the kind `experts` names (with 12 learning
+        they gain on RBF_f and Electricity and cost 1.5 points on weather: README, "The default since stop 18").
     leaf_predictions
         Leaf predictions the pool's slots take in turn ("mc", "nb", "nba"), each a clone of the expert tree with that
         `leaf_prediction` (replacements keep their slot's); None (default): the expert as it is. `("nb", "nba")`
-        keeps weather's accuracy but gives up half of RBF_f's gain (README, "Mixed leaf predictions").
+        keeps weather's accuracy but gives up a third of RBF_f's gain (README, "The default since stop 18").
     experts
         "fast" (array-based trees with river's semantics, learned and queried by batch: see `Mixture` for what that
         changes) or "river" (river's Hoeffding trees, one instance at a time: the reference).

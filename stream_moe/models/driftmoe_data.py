@@ -40,7 +40,8 @@ class DriftMoEData(Mixture):
       own (see `Mixture`); `warning_detector` gives the warning level to detectors without one (ADWIN, KSWIN,
       Page-Hinkley), as ARF does. The default ADWINs report a change only when the error rose (`rises_only`): river's
       two-sided ADWIN also calls an expert's improvement a drift and replaces it by a younger one, which on 5-class
-      RandomRBF happened 127 times in 50,000 instances against 27 (README, "Drifts are rises of the error").
+      RandomRBF happened 127 times in 50,000 instances against 27 with 8 experts learning (README, "Drifts are rises
+      of the error").
     - Diversity: online bagging (`bagging_lambda`, see `Mixture`), and `subspace`, a random share of the features per
       expert (a new draw when an expert is replaced).
     - Self-expansion (`expansion=True`, after SEMA): each expert keeps a descriptor of its training inputs. When, over

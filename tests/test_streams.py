@@ -6,9 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
+from river.datasets import synth
 
 from connectors.benchmarks import StreamUnavailable, open_stream, stream_names
 from connectors.generators import GENERATORS, generate
+from connectors.random_rbf import drifting_rbf
 
 SEA_THRESHOLDS = [8.0, 9.0, 9.5, 8.0]  # functions 1, 2, 4, 1
 
@@ -84,6 +86,15 @@ def test_rbf_streams(name, classes):
     data = list(generate(name, n=3000, seed=1))
     assert all(len(x) == 10 for x, _ in data)
     assert len({y for _, y in data}) == classes
+
+
+@pytest.mark.parametrize("n_classes, change_speed", [(2, 1e-3), (5, 1e-4), (3, 0.05)])
+def test_rbf_is_rivers_generator_bit_for_bit(n_classes, change_speed):
+    """Our compiled RandomRBFDrift gives river's instances exactly, across chunks and many bounces off the unit cube
+    (at speed 0.05 every centroid bounces every few dozen steps)."""
+    ours = drifting_rbf(seed_model=6, seed_sample=7, n_classes=n_classes, change_speed=change_speed, chunk=700)
+    theirs = synth.RandomRBFDrift(seed_model=6, seed_sample=7, n_classes=n_classes, change_speed=change_speed)
+    assert list(itertools.islice(ours, 5000)) == list(theirs.take(5000))
 
 
 def test_open_stream_limits_and_names():

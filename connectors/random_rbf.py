@@ -25,9 +25,9 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def _draw_chunk(centres, speeds, std_devs, n_drift, change_speed, index, units, gauss, half, out):
+def _draw_chunk(centres, speeds, std_devs, n_drift, change_speed, index, directions, gauss, half, out):
     """For each instance of the chunk: move the drifting centroids one step (bouncing off 0 and 1), then place the
-    instance around its centroid: `units` are the uniform draws of its direction, `gauss` the normal draw of its
+    instance around its centroid: `directions` are its uniform draws scaled to [-1, 1), `gauss` the normal draw of its
     distance. Writes the instances into `out`; `centres` and `speeds` keep the state between chunks.
 
     `half` is 0.5, passed in so that `** half` stays a call to libm's pow, as in Python: with the constant, the
@@ -43,12 +43,11 @@ def _draw_chunk(centres, speeds, std_devs, n_drift, change_speed, index, units, 
         c = index[t]
         magnitude = 0.0
         for j in range(n_features):
-            a = units[t, j] * 2.0 - 1.0
-            magnitude += a * a
+            magnitude += directions[t, j] * directions[t, j]
         magnitude = magnitude ** half
         scale = gauss[t] * std_devs[c] / magnitude
         for j in range(n_features):
-            out[t, j] = centres[c, j] + (units[t, j] * 2.0 - 1.0) * scale
+            out[t, j] = centres[c, j] + directions[t, j] * scale
 
 
 def drifting_rbf(
@@ -97,6 +96,6 @@ def drifting_rbf(
             units.extend([draw() for _ in features])
             normals.append(gauss(0, 1))
         _draw_chunk(centres_a, speeds_a, std_a, n_drift, change_speed, np.array(index),
-                    np.array(units).reshape(chunk, n_features), np.array(normals), 0.5, out)
+                    np.array(units).reshape(chunk, n_features) * 2.0 - 1.0, np.array(normals), 0.5, out)
         for row, c in zip(out.tolist(), index):
             yield dict(zip(features, row)), labels[c]

@@ -91,7 +91,7 @@ def test_rbf_streams(name, classes):
 @pytest.mark.parametrize("n_classes, change_speed", [(2, 1e-3), (5, 1e-4), (3, 0.05)])
 def test_rbf_is_rivers_generator_bit_for_bit(n_classes, change_speed):
     """Our compiled RandomRBFDrift gives river's instances exactly, across chunks and many bounces off the unit cube
-    (at speed 0.05 every centroid bounces every few dozen steps)."""
+    (at speed 0.05 a centroid crosses the cube in about a hundred steps)."""
     ours = drifting_rbf(seed_model=6, seed_sample=7, n_classes=n_classes, change_speed=change_speed, chunk=700)
     theirs = synth.RandomRBFDrift(seed_model=6, seed_sample=7, n_classes=n_classes, change_speed=change_speed)
     assert list(itertools.islice(ours, 5000)) == list(theirs.take(5000))

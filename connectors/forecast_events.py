@@ -18,10 +18,9 @@ stream_moe.events.DecodeError: unknown series key 'A-C'
 
 from __future__ import annotations
 
-import math
 import typing
 
-from connectors.json_events import parse_object
+from connectors.json_events import finite_float, parse_object
 from stream_moe.events import DecodeError, Event, Record
 
 FIELDS = {"id", "key", "ts", "value"}
@@ -34,9 +33,9 @@ def finite_number(data: dict, name: str) -> float:
         raise DecodeError(f"a forecast event needs {name!r}", "missing_field")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DecodeError(f"{name!r} must be a number, got {value!r}", "wrong_type")
-    if not math.isfinite(value):
+    if (number := finite_float(value)) is None:
         raise DecodeError(f"{name!r} is not a finite number: {value!r}", "non_finite")
-    return float(value)
+    return number
 
 
 class ForecastEventDecoder:

@@ -14,7 +14,7 @@ import logging
 import typing
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
@@ -33,24 +33,37 @@ def client_options(client: dict, role: str) -> dict:
     return {k: v for k, v in client.items() if k not in excluded}
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(AsyncConsumerRebalanceListener):
+    """Runs on the consumer's IO thread while the caller waits in `poll`; being a coroutine, it can await the commit
+    of the revoked partitions' positions (a blocking commit from this thread is refused by kafka-python)."""
+
     def __init__(self, source: "KafkaSource"):
         self.source = source
 
-    def on_partitions_revoked(self, revoked):
+    async def on_partitions_revoked(self, revoked):
         if revoked and self.source.on_revoke is not None:
-            self.source.on_revoke(sorted({tp.partition for tp in revoked}))
+            try:
+                positions = self.source.on_revoke(sorted({tp.partition for tp in revoked}))
+            except Exception as err:  # e.g. the checkpoint could not be written: nothing is committed
+                self.source.failure = err
+                return
+            if positions:
+                await self.source.commit_async(positions)
 
-    def on_partitions_assigned(self, assigned):
+    async def on_partitions_assigned(self, assigned):
         if assigned and self.source.on_assign is not None:
-            self.source.on_assign(sorted({tp.partition for tp in assigned}))
+            try:
+                self.source.on_assign(sorted({tp.partition for tp in assigned}))
+            except Exception as err:  # e.g. a shard that cannot be restored: raised from `batches`
+                self.source.failure = err
 
 
 class KafkaSource:
     """Records of the subscribed topics, polled in micro-batches; an empty batch when nothing came within the wait,
     so the caller keeps its clock (checkpoints, health) running.
 
-    `on_assign(partitions)` and `on_revoke(partitions)` are called (from inside a poll) with partition numbers.
+    `on_assign(partitions)` and `on_revoke(partitions)` are called (from inside a poll) with partition numbers;
+    `on_revoke` returns the positions to commit before the partitions go to another member.
     """
 
     def __init__(
@@ -61,7 +74,7 @@ class KafkaSource:
         session_timeout_ms: int = 10000,
         client: dict | None = None,
         on_assign: typing.Callable[[list[int]], None] | None = None,
-        on_revoke: typing.Callable[[list[int]], None] | None = None,
+        on_revoke: typing.Callable[[list[int]], dict[tuple[str, int], int]] | None = None,
         poll_records: int = 500,
     ):
         self.name = ",".join(topics)
@@ -69,6 +82,7 @@ class KafkaSource:
         self.topics = list(topics)
         self.on_assign = on_assign
         self.on_revoke = on_revoke
+        self.failure: Exception | None = None  # raised by a rebalance callback, re-raised by `batches`
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -102,6 +116,8 @@ class KafkaSource:
         while True:
             polled = self.consumer.poll(timeout_ms=int(max_wait_s * 1000), max_records=max(max_records,
                                                                                           self.poll_records))
+            if self.failure is not None:
+                raise self.failure
             records = [
                 Record(m.value, Position(m.topic, m.offset, m.partition))
                 for messages in polled.values()
@@ -119,16 +135,29 @@ class KafkaSource:
             if (tp := TopicPartition(topic, partition)) in assigned:
                 self.consumer.seek(tp, offset)
 
-    def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        """Commit these offsets of the partitions still assigned to this member."""
+    def _offsets(self, positions: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
         assigned = self.consumer.assignment()
-        offsets = {
+        return {
             tp: OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in positions.items()
             if (tp := TopicPartition(topic, partition)) in assigned
         }
-        if offsets:
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Commit these offsets of the partitions still assigned to this member."""
+        if offsets := self._offsets(positions):
             self.consumer.commit(offsets)
+
+    async def commit_async(self, positions: dict[tuple[str, int], int]) -> None:
+        """`commit`, awaited on the consumer's IO thread (from a rebalance listener); a failure is logged, as the
+        checkpoint alone decides where the next owner resumes."""
+        if offsets := self._offsets(positions):
+            try:
+                await self.consumer._coordinator._commit_offsets_sync_async(offsets)
+                log.info("committed on revoke", extra={"offsets": {f"{tp.topic}:{tp.partition}": o.offset
+                                                                   for tp, o in offsets.items()}})
+            except Exception as err:
+                log.warning("offset commit on revoke failed", extra={"error": repr(err)})
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records not yet consumed per assigned partition, from the high-water marks of the last fetches."""
@@ -169,15 +198,28 @@ class KafkaPredictionSink:
 
 
 class KafkaDeadLetterSink:
-    """Dead letters (raw input, reason, kind, source position) as JSON to a topic."""
+    """Dead letters (raw input, reason, kind, source position) as JSON to a topic, each cut to `max_bytes` (see
+    `DeadLetter.to_json`). A letter the producer refuses or fails to deliver is logged and counted in `lost`, never
+    raised: a dead letter must not stop the service."""
 
-    def __init__(self, producer: KafkaProducer, topic: str):
+    def __init__(self, producer: KafkaProducer, topic: str, max_bytes: int = 262_144):
         self.producer = producer
         self.topic = topic
+        self.max_bytes = max_bytes
+        self.lost = 0
 
     def write(self, letters: list[DeadLetter]) -> None:
         for letter in letters:
-            self.producer.send(self.topic, value=json.dumps(letter.to_json()).encode())
+            try:
+                future = self.producer.send(self.topic, value=json.dumps(letter.to_json(self.max_bytes)).encode())
+            except Exception as err:
+                self._lost(err)
+            else:
+                future.add_errback(self._lost)
+
+    def _lost(self, err) -> None:
+        self.lost += 1
+        log.error("dead letter not delivered", extra={"topic": self.topic, "error": repr(err)})
 
     def flush(self) -> None:
         self.producer.flush()

@@ -5,7 +5,9 @@ crash leaves either the previous checkpoint or the new one, never half of one. I
 rest, after the checkpoint format: a file damaged later (disk, a bad copy) is recognised and skipped, and the newest
 valid one is restored. The last `keep` checkpoints are kept. A checkpoint of another format (written by a version of
 stream-moe whose models pickle differently) is not restored: `restore` raises `IncompatibleCheckpoint`, leaving the
-files as they are, rather than resume a model that would fail later or start over and lose what was learned.
+files as they are, rather than resume a model that would fail later or start over and lose what was learned; when
+every checkpoint is damaged it raises `DamagedCheckpoints`, for the same reason. Temporary files of a writer killed
+mid-write are removed by `remove_temporary` (call it only while no other process writes to the directory).
 
 >>> import tempfile
 >>> ckpt = Checkpointer(tempfile.mkdtemp(), keep=2)
@@ -30,12 +32,17 @@ MAGIC = b"stream-moe-checkpoint"
 # The layout of the states this code writes. Raise it when a model's pickled state changes so that an older one
 # would not run (2: fast trees' multiway branch tables, descriptors' cached normal; 3: expert pools' prototypes and
 # per-slot kinds; 4: the router's flat parameters, Adam moments and numpy dropout generator; 5: drift monitors with the
-# compiled ADWIN; 6: the compiled ADWIN's `rises_only` in its state); files without it are format 1.
-FORMAT = 6
+# compiled ADWIN; 6: the compiled ADWIN's `rises_only` in its state; 7: the shard's join tables (early labels, recent
+# ids, watermark) and the model's name); files without it are format 1.
+FORMAT = 7
 
 
 class IncompatibleCheckpoint(RuntimeError):
     """The newest valid checkpoint was written in another format than this code reads."""
+
+
+class DamagedCheckpoints(RuntimeError):
+    """Checkpoints exist, and none of them can be read."""
 
 
 class Checkpointer:
@@ -52,10 +59,13 @@ class Checkpointer:
         return sorted(self.directory.glob(f"{PREFIX}*{SUFFIX}"), key=lambda p: int(p.name[len(PREFIX):-len(SUFFIX)]))
 
     def save(self, state: typing.Any) -> pathlib.Path:
+        return self.save_payload(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def save_payload(self, payload: bytes) -> pathlib.Path:
+        """Save a state already pickled."""
         self.directory.mkdir(parents=True, exist_ok=True)
         existing = self.paths()
         number = int(existing[-1].name[len(PREFIX):-len(SUFFIX)]) + 1 if existing else 0
-        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         path = self.directory / f"{PREFIX}{number:012d}{SUFFIX}"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
@@ -73,10 +83,19 @@ class Checkpointer:
             old.unlink(missing_ok=True)
         return path
 
+    def remove_temporary(self) -> None:
+        """Delete the temporary files that a writer killed mid-write left behind."""
+        if self.directory.is_dir():
+            for tmp in self.directory.glob(f".{PREFIX}*.tmp"):
+                log.info("removing %s, left by an interrupted checkpoint", tmp)
+                tmp.unlink(missing_ok=True)
+
     def restore(self) -> typing.Any | None:
-        """The newest valid state, or None when there is none; damaged files are logged and skipped. Raises
-        `IncompatibleCheckpoint` when the newest intact file has another format."""
-        for path in reversed(self.paths()):
+        """The newest valid state, or None when there is no checkpoint; damaged files are logged and skipped. Raises
+        `IncompatibleCheckpoint` when the newest intact file has another format, `DamagedCheckpoints` when none is
+        intact."""
+        paths = self.paths()
+        for path in reversed(paths):
             try:
                 header, payload = path.read_bytes().split(b"\n", 1)
                 fields = header.split(b" ")
@@ -92,4 +111,10 @@ class Checkpointer:
                     f"{self.directory} aside to start fresh, or resume it with the version that wrote it."
                 )
             return pickle.loads(payload)
+        if paths:
+            raise DamagedCheckpoints(
+                f"every checkpoint in {self.directory} is damaged ({len(paths)} files); refusing to start this shard "
+                "afresh, which would forget what it learned. Move the directory aside, or allow a fresh start "
+                "(serve.allow_fresh_start)."
+            )
         return None

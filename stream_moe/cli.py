@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 import torch
 
@@ -50,11 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. A usage mistake exits 2 (argparse); a failure at run time exits 1 with one line naming it
+    (and, with --verbose, its traceback)."""
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     keep_freed_memory()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as err:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"stream-moe {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (its type when the message is empty).
+
+    >>> one_line(FileNotFoundError(2, "No such file or directory"))
+    'FileNotFoundError: [Errno 2] No such file or directory'
+    """
+    text = " ".join(str(err).split())
+    return text if text and not isinstance(err, (OSError, KeyError)) else f"{type(err).__name__}: {text}".rstrip(": ")
 
 
 if __name__ == "__main__":

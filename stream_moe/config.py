@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import tomllib
+import typing
 
 import yaml
 from pydantic import BaseModel, Field
@@ -66,8 +67,9 @@ class KafkaSettings(BaseModel):
 
 class ServeSettings(BaseModel):
     kafka: KafkaSettings | None = Field(None, description="Kafka source and sinks; none: the embedded demo stream")
-    features: list[str] | None = Field(None, description="classifiers: feature names every event must have "
-                                      "(none: any)")
+    features: list[str] | dict[str, typing.Literal["numeric", "nominal"]] | None = Field(
+        None, description="classifiers: the feature names every event must have, or a mapping of them to their kind "
+        "(numeric: a finite number; nominal: a string or an integer), checked before the model (none: any)")
     classes: list[str | int | bool] | None = Field(None, description="classifiers: known class labels (none: "
                                                    "any)")
     max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")
@@ -76,6 +78,18 @@ class ServeSettings(BaseModel):
     checkpoint_keep: int = Field(3, ge=1, description="checkpoints kept per shard")
     pending_max_size: int = Field(100_000, ge=1, description="events waiting for a label, per shard, at most")
     pending_max_age_s: float = Field(3600.0, gt=0, description="longest wait for a label, in event time")
+    early_label_max_size: int = Field(100_000, ge=1, description="labels waiting for their event, per shard, at "
+                                      "most (the oldest are dead-lettered)")
+    early_label_max_age_s: float = Field(3600.0, gt=0, description="longest wait of a label for its event, in event "
+                                         "time (then dead-lettered)")
+    recent_ids: int = Field(100_000, ge=0, description="event ids remembered per shard: a repeat is dead-lettered "
+                            "(0: no check)")
+    max_ts_ahead_s: float = Field(3600.0, gt=0, description="events stamped further ahead of processing time are "
+                                  "dead-lettered (bad_ts) and do not move the event clock")
+    dead_letter_max_bytes: int = Field(262_144, ge=1024, description="a dead letter larger than this as JSON has its "
+                                       "raw record cut (length and sha256 kept)")
+    allow_fresh_start: bool = Field(False, description="start a shard afresh when all its checkpoints are damaged "
+                                    "(else refuse to start)")
     audit_learned_ids: bool = Field(False, description="keep every learned id in the checkpoint (tests, audits)")
     http_host: str = Field("127.0.0.1", description="address of /metrics, /healthz, /readyz")
     http_port: int = Field(9108, ge=0, le=65535, description="their port (0: any free port)")

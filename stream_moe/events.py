@@ -7,6 +7,8 @@ position in that source; a decoder turns it into an `Event` or raises `DecodeErr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import typing
 
 Label = typing.Union[str, int, bool]
@@ -82,6 +84,9 @@ class DecodeError(ValueError):
         self.kind = kind
 
 
+MAX_REASON_CHARS = 1000  # a reason quotes values from the record: long ones are cut
+
+
 @dataclasses.dataclass(slots=True)
 class DeadLetter:
     """A record that was refused, why, and where it came from."""
@@ -91,17 +96,33 @@ class DeadLetter:
     position: Position
     kind: str = "invalid"
 
-    def to_json(self) -> dict:
+    def to_json(self, max_bytes: int | None = None) -> dict:
+        """The wire form: the raw record as text (bytes that are not UTF-8 escaped, a structured value as its repr),
+        the reason, the kind and the position. With `max_bytes`, a raw record whose letter would be larger as JSON is
+        cut to fit, and the letter keeps the record's original length in bytes and its sha256 instead.
+
+        >>> letter = DeadLetter(b"x" * 500, "oversized", Position("events", 7), "oversized").to_json(max_bytes=300)
+        >>> letter["truncated"], letter["raw_bytes"], len(json.dumps(letter)) <= 300
+        (True, 500, True)
+        """
         raw = self.raw
         if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", errors="backslashreplace")
-        elif not isinstance(raw, str):
-            raw = repr(raw)
-        return {
-            "raw": raw,
-            "reason": self.reason,
-            "kind": self.kind,
-            "source": self.position.source,
-            "partition": self.position.partition,
-            "offset": self.position.offset,
-        }
+            text = raw.decode("utf-8", errors="backslashreplace")
+        elif raw is None or isinstance(raw, str):
+            text = raw
+        else:
+            text = repr(raw)
+        reason = self.reason if len(self.reason) <= MAX_REASON_CHARS else self.reason[:MAX_REASON_CHARS] + "..."
+        letter = {"raw": text, "reason": reason, "kind": self.kind, "source": self.position.source,
+                  "partition": self.position.partition, "offset": self.position.offset}
+        if max_bytes is None or text is None or len(json.dumps(letter)) <= max_bytes:  # ASCII: characters are bytes
+            return letter
+        original = raw if isinstance(raw, bytes) else text.encode("utf-8", errors="surrogateescape")
+        letter.update(raw="", truncated=True, raw_bytes=len(original), raw_sha256=hashlib.sha256(original).hexdigest())
+        budget = max_bytes - len(json.dumps(letter))
+        # the escaped form of a character takes 1 to 12 bytes: cut, then halve until the letter fits
+        cut = text[: max(0, budget)]
+        while cut and len(json.dumps(cut)) - 2 > budget:
+            cut = cut[: len(cut) // 2]
+        letter["raw"] = cut
+        return letter

@@ -1,23 +1,30 @@
 """The event loop shared by the daemon and offline replay: source -> decode -> predict -> sinks -> learn.
 
-It works in micro-batches: decode the batch (bad records go to the dead-letter sinks with their reason and position),
-then hand each shard's events (see `stream_moe.shards`: one model per input partition) to its model at once, which
-predicts and learns them test-then-train in arrival order (each event is predicted by a model that has learned every
-earlier labelled event; batch models route the whole batch in one call). Events without a label wait in the shard's
-pending table; a later label-only event with the same id is joined to them and learned. Then the predictions are
-emitted and the labelled ones scored.
+It works in micro-batches: decode the batch (records refused go to the dead-letter sinks with their reason and
+position), then hand each shard's records (see `stream_moe.shards`: one model per input partition) to its model at
+once, which predicts and learns them test-then-train in arrival order (each event is predicted by a model that has
+learned every earlier labelled event; batch models route the whole batch in one call). Labels are joined to their
+events whichever comes first. Then the predictions are emitted and the labelled ones scored.
+
+No record stops the loop: whatever a decoder raises makes a dead letter, a model that raises on a record has its
+state restored and the record dead-lettered (`Shard.process_guarded`), and a dead letter that cannot be written is
+logged and counted. Every record read becomes a prediction, a dead letter, or a label joined to its event (or waiting
+for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import typing
 
 from connectors.source import Decoder, Source
-from stream_moe.events import DeadLetter, DecodeError, Event, Position, Prediction, Record
+from stream_moe.events import DeadLetter, DecodeError, Prediction, Record
 from stream_moe.evaluation import PrequentialEvaluator
-from stream_moe.shards import Shards
+from stream_moe.shards import Item, Shards
+
+log = logging.getLogger(__name__)
 
 
 class PredictionSink(typing.Protocol):
@@ -39,9 +46,11 @@ class LoopStats:
     records: int = 0
     predictions: int = 0
     learned: int = 0
-    labels_joined: int = 0
+    labels_joined: int = 0  # label records joined to their event on arrival
+    labels_early: int = 0  # label records that arrived before their event (joined when it comes, or dead-lettered)
     last_batch_seconds: float = 0.0
     dead_letters: int = 0
+    dead_letters_lost: int = 0  # dead letters that no sink took (logged)
     batches: int = 0
     model_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -102,68 +111,52 @@ class EventLoop:
 
     def process(self, records: list[Record]) -> None:
         started = time.perf_counter()
-        by_shard: dict[int, list[tuple[Event, Position]]] = {}
-        letters = []
+        by_shard: dict[int, list[Item]] = {}
+        letters: list[DeadLetter] = []
+        decode = self.decoder.decode
         for record in records:
+            event = None
             try:
-                by_shard.setdefault(record.position.partition, []).append((self.decoder.decode(record), record.position))
+                event = decode(record)
             except DecodeError as err:
                 letters.append(DeadLetter(record.value, str(err), record.position, err.kind))
+            except Exception as err:  # a decoder must refuse, never fail: whatever it raises refuses the record
+                letters.append(DeadLetter(record.value, f"the decoder failed: {err!r}", record.position, "decoder_error"))
+            by_shard.setdefault(record.position.partition, []).append((event, record))
 
         predictions, scored = [], []
         t0 = time.perf_counter()
+        wall = time.time()
         for n, items in by_shard.items():
-            predictions += self._process_shard(n, items, scored, letters)
+            outcome = self.shards.get(n).process_guarded(items, wall)
+            predictions += outcome.predictions
+            scored += outcome.scored
+            letters += outcome.letters
+            self.stats.learned += outcome.learned
+            self.stats.labels_joined += outcome.joined
+            self.stats.labels_early += outcome.early
         self.stats.model_seconds += time.perf_counter() - t0
 
         for sink in self.sinks:
             sink.write(predictions)
         if letters:
             self.stats.dead_letters += len(letters)
-            for sink in self.dead_letters:
-                sink.write(letters)
+            self._write_dead_letters(letters)
         if self.evaluator is not None and scored:
             self.evaluator.update_many([y for y, _ in scored], [y_pred for _, y_pred in scored])
 
         self.stats.records += len(records)
         self.stats.predictions += len(predictions)
         self.stats.batches += 1
-        for record in records:
-            position = record.position
-            self.shards.get(position.partition).positions[(position.source, position.partition)] = position.offset + 1
         self.stats.last_batch_seconds = time.perf_counter() - started
 
-    def _process_shard(self, n: int, items, scored: list, letters: list) -> list[Prediction]:
-        """Predict and learn one shard's events: those with features test-then-train, then the labels that join
-        waiting events (a label for an id that is not waiting is a dead letter)."""
-        shard = self.shards.get(n)
-        events = [e for e, _ in items if e.x is not None]
-        predictions = shard.predictor.process(events) if events else []
-        for e, p in zip(events, predictions):
-            if e.y is None:
-                shard.pending.add(e.id, e.x, p.y_pred, e.ts)
-            else:
-                scored.append((e.y, p.y_pred))
-                if shard.learned_ids is not None:
-                    shard.learned_ids.append(e.id)
-        self.stats.learned += len(events) - sum(e.y is None for e in events)
-
-        xs, ys = [], []
-        for e, position in items:
-            if e.x is not None:
-                continue
-            waiting = shard.pending.pop(e.id)
-            if waiting is None:
-                letters.append(DeadLetter(f"label {e.y!r} for id {e.id!r}", f"label for unknown id {e.id!r} (never "
-                               "seen, already labelled, or expired)", position, "unknown_id"))
-                continue
-            xs.append(waiting.x)
-            ys.append(e.y)
-            scored.append((e.y, waiting.y_pred))
-            if shard.learned_ids is not None:
-                shard.learned_ids.append(e.id)
-        if xs:
-            shard.predictor.learn(xs, ys)
-            self.stats.learned += len(xs)
-            self.stats.labels_joined += len(xs)
-        return predictions
+    def _write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Hand the letters to every dead-letter sink; a sink that fails loses them, which is logged and counted,
+        and serving goes on."""
+        for sink in self.dead_letters:
+            try:
+                sink.write(letters)
+            except Exception as err:
+                self.stats.dead_letters_lost += len(letters)
+                log.error("dead letters lost", extra={"sink": type(sink).__name__, "count": len(letters),
+                                                      "error": repr(err)})

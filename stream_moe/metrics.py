@@ -41,8 +41,17 @@ class ServiceMetrics:
         self.pending = Gauge("stream_moe_pending_labels", "predicted events waiting for a label", registry=r)
         self.pending_dropped = Gauge("stream_moe_pending_dropped", "waiting events dropped unlabelled", ["why"],
                                      registry=r)
+        self.early_labels = Gauge("stream_moe_early_labels", "labels waiting for their event", registry=r)
+        self.early_dropped = Gauge("stream_moe_early_labels_dropped", "labels dropped (dead-lettered) without their "
+                                   "event", ["why"], registry=r)
+        self.dead_letters_lost = Gauge("stream_moe_dead_letters_lost", "dead letters that no sink took (logged)",
+                                       registry=r)
         self.shards = Gauge("stream_moe_shards_owned", "partitions (models) owned by this replica", registry=r)
         self.checkpoint_age = Gauge("stream_moe_checkpoint_age_seconds", "since the last checkpoint", registry=r)
+        self.checkpoint_seconds = Gauge("stream_moe_checkpoint_seconds", "time to write the last checkpoint",
+                                        registry=r)
+        self.checkpoint_bytes = Gauge("stream_moe_checkpoint_bytes", "size of the last checkpoint of the shards saved",
+                                      registry=r)
         self._last = LoopStats()
 
     def write(self, items: list) -> None:
@@ -57,8 +66,9 @@ class ServiceMetrics:
     def close(self) -> None:
         pass
 
-    def update(self, stats: LoopStats, shards: Shards, accuracy: float | None, lag: dict) -> None:
-        """After each batch: the counters' increments since the last call, and the gauges."""
+    def update(self, stats: LoopStats, shards: Shards, accuracy: float | None, lag: dict, lost: int = 0) -> None:
+        """After each batch: the counters' increments since the last call, and the gauges (`lost`: dead letters the
+        sinks failed to deliver, besides those the loop saw fail)."""
         if stats.records > self._last.records:
             self.batch_seconds.observe(stats.last_batch_seconds)
         self.events_in.inc(stats.records - self._last.records)
@@ -78,9 +88,16 @@ class ServiceMetrics:
         self.drifts.set(sum(c.get("drifts", 0) for c in counts))
         self.expansions.set(sum(c.get("expansions", 0) for c in counts))
         self.experts.set(sum(len(getattr(s.predictor.model, "pool_", ())) for s in owned))
-        self.pending.set(sum(len(s.pending) for s in owned))
-        self.pending_dropped.labels("evicted").set(sum(s.pending.evicted for s in owned))
-        self.pending_dropped.labels("expired").set(sum(s.pending.expired for s in owned))
+        joins = [s.joins for s in owned]
+        self.pending.set(sum(len(j.pending) for j in joins))
+        self.pending_dropped.labels("evicted").set(sum(j.pending.evicted for j in joins))
+        self.pending_dropped.labels("expired").set(sum(j.pending.expired for j in joins))
+        self.early_labels.set(sum(len(j.early) for j in joins))
+        self.early_dropped.labels("evicted").set(sum(j.early.evicted for j in joins))
+        self.early_dropped.labels("expired").set(sum(j.early.expired for j in joins))
+        self.dead_letters_lost.set(stats.dead_letters_lost + lost)
         self.shards.set(len(owned))
         if shards.saved_at is not None:
             self.checkpoint_age.set(time.time() - shards.saved_at)
+            self.checkpoint_seconds.set(shards.save_seconds)
+            self.checkpoint_bytes.set(shards.saved_bytes)

@@ -4,12 +4,16 @@ Delivery: every `checkpoint_every_s` (and on revoke and on shutdown) the sinks a
 checkpointed with the positions they consumed, and only then are those positions committed. After a crash a shard is
 restored from its newest valid checkpoint and its partitions are sought to the positions it holds: records after them
 are predicted again (predictions are at-least-once), and each labelled event is learned exactly once.
+
+The checkpoint directory is checked for writing at start, so that a mistake there shows at once rather than at the
+first checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import signal
 import threading
 import time
@@ -26,6 +30,22 @@ log = logging.getLogger("stream_moe.service")
 def readable(positions: dict[tuple[str, int], int]) -> dict[str, int]:
     """Positions keyed `topic:partition`, for logs."""
     return {f"{source}:{partition}": offset for (source, partition), offset in positions.items()}
+
+
+class CheckpointDirUnusable(RuntimeError):
+    """The checkpoint directory cannot be created or written."""
+
+
+def check_writable(directory: str | pathlib.Path) -> None:
+    """Create `directory` if needed and write a file in it, or raise `CheckpointDirUnusable` saying why."""
+    directory = pathlib.Path(directory)
+    probe = directory / f".write-test-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CheckpointDirUnusable(f"checkpoint_dir {str(directory)!r} is not writable: {err.strerror or err}") from None
 
 
 class Service:
@@ -66,6 +86,8 @@ class Service:
         return self.started and not self.stopping and (self.kafka is None or bool(self.shards.owned))
 
     def run(self) -> LoopStats:
+        if self.shards.checkpoint_dir is not None:
+            check_writable(self.shards.checkpoint_dir)
         previous = {
             sig: signal.signal(sig, lambda signum, frame: self.stop(signal.Signals(signum).name))
             for sig in (signal.SIGTERM, signal.SIGINT)
@@ -106,25 +128,28 @@ class Service:
         log.error("shutdown deadline passed; exiting without a final checkpoint")
         os._exit(1)
 
-    def checkpoint(self, partitions: typing.Iterable[int] | None = None) -> None:
-        """Flush the sinks, checkpoint the shards (default: all owned), then commit their positions."""
+    def checkpoint(self, partitions: typing.Iterable[int] | None = None, commit: bool = True) -> dict:
+        """Flush the sinks, checkpoint the shards (default: all owned), then commit their positions (unless `commit`
+        is false: the caller commits them); return the positions."""
         for sink in self.flushables:
             sink.flush()
         numbers = sorted(self.shards.owned) if partitions is None else list(partitions)
         self.shards.save(numbers)
         self._last_checkpoint = time.monotonic()
-        if self.kafka is not None:
-            positions = {k: v for n in numbers if n in self.shards.owned for k, v in self.shards.owned[n].positions.items()}
+        positions = {k: v for n in numbers if n in self.shards.owned for k, v in self.shards.owned[n].positions.items()}
+        if self.kafka is not None and commit:
             try:
                 self.kafka.commit(positions)
             except Exception as err:  # e.g. a rebalance in progress; the checkpoint alone decides where we resume
                 log.warning("offset commit failed", extra={"error": repr(err)})
+        return positions
 
     def _after_batch(self, stats: LoopStats) -> None:
         self._heartbeat = time.monotonic()
         evaluator = self.loop.evaluator
         accuracy = evaluator.windowed()["window_accuracy"] if evaluator is not None and evaluator.n else None
-        self.metrics.update(stats, self.shards, accuracy, self.kafka.lag() if self.kafka is not None else {})
+        lost = sum(getattr(sink, "lost", 0) for sink in self.loop.dead_letters)
+        self.metrics.update(stats, self.shards, accuracy, self.kafka.lag() if self.kafka is not None else {}, lost)
         if time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s:
             self.checkpoint()
 
@@ -135,7 +160,9 @@ class Service:
                 self.kafka.seek(shard.positions)
         log.info("partitions assigned", extra={"partitions": partitions, "resume_at": readable(self.shards.positions())})
 
-    def _revoked(self, partitions: list[int]) -> None:
-        self.checkpoint(partitions)
+    def _revoked(self, partitions: list[int]) -> dict:
+        """Checkpoint the revoked shards and let them go; the source commits the positions returned."""
+        positions = self.checkpoint(partitions, commit=False)
         self.shards.drop(partitions)
         log.info("partitions revoked", extra={"partitions": partitions})
+        return positions

@@ -37,14 +37,19 @@ def fresh_topics(broker, partitions: int, *names: str) -> dict[str, str]:
     return topics
 
 
+class Tombstone:
+    """A record with a null value, for `produce`."""
+
+
 def produce(broker, topic: str, values: list, partitions: int = 1) -> None:
-    """Send JSON values (bytes are sent as they are), value i to partition i % partitions."""
+    """Send JSON values (bytes are sent as they are, `Tombstone` as a null value), value i to partition
+    i % partitions."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=4_000_000)
     for i, value in enumerate(values):
-        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-        producer.send(topic, raw, partition=i % partitions)
+        raw = None if value is Tombstone else value if isinstance(value, bytes) else json.dumps(value).encode()
+        producer.send(topic, raw, key=b"k" if raw is None else None, partition=i % partitions)
     producer.flush()
     producer.close()
 
@@ -80,6 +85,7 @@ def write_config(path: pathlib.Path, broker, topics: dict[str, str], forecast: d
                 "dead_letter_topic": topics["dead"],
                 "group_id": f"group-{uuid.uuid4().hex[:8]}",
                 "session_timeout_ms": 6000,
+                "client": serve.pop("client", {}),
             },
             "checkpoint_dir": str(path.parent / "checkpoints"),
             "checkpoint_every_s": 0.5,

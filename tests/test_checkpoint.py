@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from stream_moe.checkpoint import FORMAT, Checkpointer, IncompatibleCheckpoint
+from stream_moe.checkpoint import FORMAT, Checkpointer, DamagedCheckpoints, IncompatibleCheckpoint
 
 
 def test_restore_skips_damaged_checkpoints(tmp_path):
@@ -55,3 +55,17 @@ def test_a_checkpoint_from_before_formats_is_format_one(tmp_path):
     path.write_bytes(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)  # the header before formats
     with pytest.raises(IncompatibleCheckpoint, match="format 1"):
         ckpt.restore()
+
+
+def test_all_damaged_refuses_to_start_afresh_and_temporary_files_are_removed(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    for n in range(2):
+        ckpt.save({"n": n})
+    for path in ckpt.paths():
+        path.write_bytes(b"garbage")
+    with pytest.raises(DamagedCheckpoints, match="every checkpoint .* is damaged"):
+        ckpt.restore()
+    leftover = tmp_path / ".checkpoint-000000000009.pkl.4242.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    ckpt.remove_temporary()
+    assert not leftover.exists() and len(ckpt.paths()) == 2

@@ -43,7 +43,7 @@ def test_decodes_full_and_label_only_events():
         (b'{"id": "1", "x": {"a": -Infinity, "b": 2}}', "non_finite"),
         ({"id": "1", "x": {"a": 1, "b": 2}, "y": "SIDEWAYS"}, "unknown_class"),
         ({"id": "1", "x": {"a": 1, "b": 2}, "y": [1]}, "wrong_type"),
-        ({"id": "1", "x": {"a": 1, "b": 2}, "ts": "noon"}, "wrong_type"),
+        ({"id": "1", "x": {"a": 1, "b": 2}, "ts": "noon"}, "bad_ts"),
         ({"id": "1", "x": {"a": 1, "b": "x" * 300}}, "oversized"),
     ],
 )
@@ -51,3 +51,43 @@ def test_refuses_bad_input_with_its_kind(value, kind):
     with pytest.raises(DecodeError) as err:
         decode(value)
     assert err.value.kind == kind and str(err.value)
+
+
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (None, "tombstone"),  # a Kafka record with a null value
+        (b"[" * 30000 + b"]" * 30000, "invalid_json"),  # deeper than Python's recursion limit
+        (b'{"id": "1", "x": {"a": ' + b"[" * 30000 + b"]" * 30000 + b', "b": 1}}', "invalid_json"),
+        (b'{"id": "1", "y": 1' + b"0" * 5000 + b"}", "invalid_json"),  # more digits than Python parses
+        (b'{"id": "1", "x": {"a": 1}, "ts": 1' + b"0" * 400 + b"}", "bad_ts"),  # beyond float range
+        (b'{"id": "1", "x": {"a": 1' + b"0" * 400 + b"}}", "non_finite"),
+        ('{"id": "\ud800", "y": "UP"}', None),  # a lone surrogate as text decodes: the id is just a string
+    ],
+)
+def test_refuses_what_would_crash_a_parser(raw, kind):
+    decoder = JsonEventDecoder(max_bytes=1_000_000)
+    record = Record(raw, Position("in", 0))
+    if kind is None:
+        assert decoder.decode(record).y == "UP"
+        return
+    with pytest.raises(DecodeError) as err:
+        decoder.decode(record)
+    assert err.value.kind == kind
+
+
+def test_declared_kinds_are_checked_before_the_model():
+    typed = JsonEventDecoder(features={"n": "numeric", "c": "nominal"})
+
+    def kind_of(x):
+        try:
+            typed.decode(Record(json.dumps({"id": "1", "x": x}).encode(), Position("in", 0)))
+        except DecodeError as err:
+            return err.kind
+        return "ok"
+
+    assert kind_of({"n": 1.5, "c": "red"}) == kind_of({"n": 2, "c": 3}) == "ok"
+    assert kind_of({"n": "abc", "c": "red"}) == "wrong_type"
+    assert kind_of({"n": 1.0, "c": 2.5}) == "wrong_type"
+    with pytest.raises(ValueError, match="numeric or nominal"):
+        JsonEventDecoder(features={"n": "number"})

@@ -3,6 +3,7 @@ and a forecaster of link loads."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -12,7 +13,7 @@ import pytest
 from connectors.network.events import scenario_events
 from connectors.network.scenario import load_scenario
 from connectors.network.simulator import simulate
-from kafka_broker import consume, fresh_topics, produce, shard_states, start_serve, terminate, write_config
+from kafka_broker import Tombstone, consume, fresh_topics, produce, shard_states, start_serve, terminate, write_config
 from stream_moe.commands.serve import served_forecaster
 from stream_moe.config import Settings
 from stream_moe.events import Event
@@ -34,6 +35,14 @@ def events(start: int, n: int, labelled: bool = True, seed: int = 0) -> list[dic
 def predicted_ids(broker, topic, partitions, expected: set[str], timeout_s: float = 90.0) -> set[str]:
     values = consume(broker, topic, partitions, lambda v: {p["id"] for p in v} >= expected, timeout_s)
     return {p["id"] for p in values}
+
+
+def learned_so_far(checkpoint_dir) -> int:
+    """Events learned by the shards' newest checkpoints, read while the service writes them (0 on a race)."""
+    try:
+        return sum(s["learned"] for s in shard_states(checkpoint_dir).values())
+    except Exception:
+        return 0
 
 
 def check_learned_once(checkpoint_dir, expected: set[str]) -> None:
@@ -127,11 +136,12 @@ def test_delayed_labels_join_and_unmatched_ones_expire(broker, tmp_path):
     letters = consume(broker, topics["dead"], 2, lambda v: len(v) >= 10, timeout_s=60)
     assert terminate(service) == 0
     assert len(letters) == 10 and {d["kind"] for d in letters} == {"unknown_id"}
-    assert {d["source"] for d in letters} == {topics["labels"]} and all("unknown id" in d["reason"] for d in letters)
+    assert {d["source"] for d in letters} == {topics["labels"]}
+    assert all("labelled already or waited longer" in d["reason"] for d in letters)
     states = shard_states(tmp_path / "checkpoints")
     assert sum(s["learned"] for s in states.values()) == 50
-    assert sum(s["pending"].joined for s in states.values()) == 50
-    assert sum(s["pending"].expired for s in states.values()) == 148
+    assert sum(s["joins"].pending.joined for s in states.values()) == 50
+    assert sum(s["joins"].pending.expired for s in states.values()) == 148
 
 
 BAD_INPUT = {
@@ -142,7 +152,7 @@ BAD_INPUT = {
     "non_finite": b'{"id": "b5", "x": {"f1": Infinity, "f2": 2.0, "f3": 3.0}, "y": 0}',
     "unknown_class": {"id": "b6", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0}, "y": 7},
     "oversized": {"id": "b7", "x": {"f1": 1.0, "f2": 2.0, "f3": 3.0}, "y": 0, "key": "k" * 5000},
-    "unknown_id": {"id": "never-seen", "y": 1},
+    "unknown_id": {"id": "0", "y": 1},  # event 0 came with its label: a second one joins nothing
 }
 
 
@@ -163,6 +173,80 @@ def test_bad_input_goes_to_dead_letters_and_serving_goes_on(broker, tmp_path):
         assert letter["reason"] and letter["source"] == topics["events"] and letter["partition"] == 0
         assert 50 <= letter["offset"] < 50 + len(BAD_INPUT)
     check_learned_once(tmp_path / "checkpoints", ids)
+
+
+POISON = [  # each crashed the service once, at the same offset after every restart
+    ("invalid_json", b'{"id": "p1", "x": {"f1": ' + b"[" * 100_000 + b"]" * 100_000 + b', "f2": 1, "f3": 1}}'),
+    ("tombstone", Tombstone),
+    ("model_error", {"id": "p3", "x": {"f1": "abc", "f2": 1.0, "f3": 2.0}, "y": 0}),  # no declared kinds
+    ("non_finite", b'{"id": "p4", "x": {"f1": 1' + b"0" * 400 + b', "f2": 1.0, "f3": 2.0}, "y": 0}'),
+    ("bad_ts", {"id": "p5", "ts": 1e300, "x": {"f1": 1.0, "f2": 1.0, "f3": 2.0}}),
+    ("invalid_json", b"\xff" * 500_000),  # its letter, escaped, would be 2 MB: cut to fit
+    ("duplicate_id", {"id": "3", "x": {"f1": 1.0, "f2": 1.0, "f3": 2.0}, "y": 1}),
+]
+
+
+def test_poison_messages_become_dead_letters_and_never_stop_the_service(broker, tmp_path):
+    topics = fresh_topics(broker, 1, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", max_message_bytes=600_000,
+                          client={"max_request_size": 300_000})
+    good = events(0, 200)
+    produce(broker, topics["events"], good[:100] + [raw for _, raw in POISON] + good[100:])
+    service = start_serve(config, tmp_path / "serve.log")
+    ids = {str(i) for i in range(200)}
+    assert predicted_ids(broker, topics["predictions"], 1, ids) >= ids
+    letters = consume(broker, topics["dead"], 1, lambda v: len(v) >= len(POISON))
+    assert terminate(service) == 0
+    assert sorted(d["kind"] for d in letters) == sorted(kind for kind, _ in POISON)
+    assert sorted(d["offset"] for d in letters) == list(range(100, 100 + len(POISON)))
+    cut = next(d for d in letters if d.get("truncated"))
+    assert cut["raw_bytes"] == 500_000 and cut["raw_sha256"] == hashlib.sha256(b"\xff" * 500_000).hexdigest()
+    assert len(json.dumps(cut)) <= 300_000 and cut["raw"].startswith("\\xff")
+    assert "could not convert string to float" in next(d for d in letters if d["kind"] == "model_error")["reason"]
+    check_learned_once(tmp_path / "checkpoints", ids)
+
+    produce(broker, topics["events"], events(200, 50))  # a restart resumes after the poison, and serves on
+    service = start_serve(config, tmp_path / "serve.log")
+    more = {str(i) for i in range(250)}
+    assert predicted_ids(broker, topics["predictions"], 1, more) >= more
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", more)
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_labels_ahead_of_their_events_are_learned_exactly_once_across_sigkills(broker, tmp_path):
+    """Events and their labels on two topics, all produced before the service starts: the label topic runs ahead of
+    the event topic, and after every SIGKILL both catch up from their checkpointed positions."""
+    topics = fresh_topics(broker, 2, "events", "labels", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-river", checkpoint_every_s=0.3)
+    n = 1500
+    unlabelled = events(0, n, labelled=False)
+    labels = [{"id": e["id"], "y": int(e["x"]["f1"] + e["x"]["f2"] <= 8)} for e in unlabelled]
+    produce(broker, topics["labels"], labels, partitions=2)  # label i goes to the partition of event i
+    produce(broker, topics["events"], unlabelled, partitions=2)
+    for progress in (0.2, 0.45, 0.7):
+        before = saved_checkpoints(tmp_path / "checkpoints")
+        service = start_serve(config, tmp_path / "serve.log")
+        target = {str(i) for i in range(int(n * progress))}
+        consume(broker, topics["predictions"], 2, lambda v: len({p["id"] for p in v} & target) >= len(target), 120)
+        wait_for_new_checkpoint(tmp_path / "checkpoints", since=before)
+        service.kill()
+        service.wait()
+    service = start_serve(config, tmp_path / "serve.log")
+    expected = {str(i) for i in range(n)}
+    assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
+    wait_until_serving(tmp_path / "serve.log", starts=4)
+    deadline = time.monotonic() + 120
+    while learned_so_far(tmp_path / "checkpoints") < n:
+        assert time.monotonic() < deadline, "not every label was learned"
+        time.sleep(0.5)
+    assert terminate(service) == 0
+    check_learned_once(tmp_path / "checkpoints", expected)
+    states = shard_states(tmp_path / "checkpoints")
+    assert sum(s["joins"].early.joined for s in states.values()) > 0, "no label arrived before its event"
+    assert sum(len(s["joins"].early) + len(s["joins"].pending) for s in states.values()) == 0
+    letters = consume(broker, topics["dead"], 2, lambda v: False, timeout_s=3)
+    assert letters == []
 
 
 def test_topics_with_different_partition_counts_are_refused_at_start(broker):

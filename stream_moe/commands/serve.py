@@ -29,7 +29,7 @@ from stream_moe.logs import use_json_logs
 from stream_moe.loop import EventLoop
 from stream_moe.metrics import ServiceMetrics
 from stream_moe.models.registry import MODELS, build_model
-from stream_moe.pending import PendingLabels
+from stream_moe.joins import JoinLimits
 from stream_moe.predictor import Predictor
 from stream_moe.service import Service
 from stream_moe.shards import Shards
@@ -142,8 +142,10 @@ def build_service(settings: Settings) -> Service:
         served.make_predictor,
         checkpoint_dir=serve.checkpoint_dir,
         keep=serve.checkpoint_keep,
-        pending=lambda: PendingLabels(serve.pending_max_size, serve.pending_max_age_s),
+        limits=JoinLimits(serve.pending_max_size, serve.pending_max_age_s, serve.early_label_max_size,
+                          serve.early_label_max_age_s, serve.recent_ids, serve.max_ts_ahead_s),
         audit=serve.audit_learned_ids,
+        allow_fresh_start=serve.allow_fresh_start,
     )
     metrics = ServiceMetrics()
     kafka = None
@@ -159,7 +161,9 @@ def build_service(settings: Settings) -> Service:
         decoder = served.decoder
         producer = make_producer(k.bootstrap_servers, k.client)
         sinks = [KafkaPredictionSink(producer, k.prediction_topic, m.name, "0")] if k.prediction_topic else []
-        dead_letters = [KafkaDeadLetterSink(producer, k.dead_letter_topic)] if k.dead_letter_topic else []
+        # a letter must also fit the producer's requests, with room for the record's framing
+        letter_bytes = min(serve.dead_letter_max_bytes, k.client.get("max_request_size", 1_048_576) - 1024)
+        dead_letters = [KafkaDeadLetterSink(producer, k.dead_letter_topic, letter_bytes)] if k.dead_letter_topic else []
     evaluator = PrequentialEvaluator(window=settings.evaluation.window, record_every=10**12)
     loop = EventLoop(
         source, decoder, shards, sinks=[*sinks, metrics], dead_letters=[*dead_letters, metrics],

@@ -26,24 +26,32 @@ TINY, FLUSH_EVERY = 1e-30, 16
 class Layers:
     """An MLP's weight matrices (out, in) and bias vectors as views into one flat tensor: what the router keeps for
     its parameters, their gradients and each Adam moment, so that an Adam step over all of them is a handful of
-    kernels.
+    kernels. A stacked flat tensor (M, size) holds M such MLPs, one a row, with views (M, out, in) and (M, out): a
+    router bank's.
 
     >>> layers = Layers.of([torch.ones(3, 2), torch.ones(1, 3)], [torch.zeros(3), torch.zeros(1)])
     >>> layers.sizes, layers.flat.shape, layers.weights[1].shape
     ([2, 3, 1], torch.Size([13]), torch.Size([1, 3]))
+    >>> Layers([2, 3, 1], torch.zeros(5, 13)).weights[0].shape
+    torch.Size([5, 3, 2])
     """
 
     def __init__(self, sizes: list[int], flat: torch.Tensor):
         self.sizes, self.flat = list(sizes), flat
         self.weights: list[torch.Tensor] = []
         self.biases: list[torch.Tensor] = []
-        at = 0
+        lead, at = flat.shape[:-1], 0
         for a, b in zip(self.sizes[:-1], self.sizes[1:]):
-            self.weights.append(flat[at : at + a * b].view(b, a))
-            self.biases.append(flat[at + a * b : at + a * b + b])
+            self.weights.append(flat[..., at : at + a * b].view(*lead, b, a))
+            self.biases.append(flat[..., at + a * b : at + a * b + b])
             at += a * b + b
-        if at != len(flat):
-            raise ValueError(f"{len(flat)} values do not make layers of sizes {self.sizes}")
+        if at != flat.shape[-1]:
+            raise ValueError(f"{flat.shape[-1]} values do not make layers of sizes {self.sizes}")
+
+    @staticmethod
+    def size_of(sizes: list[int]) -> int:
+        """How many values layers of these sizes hold."""
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
     @classmethod
     def of(cls, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> Layers:
@@ -63,6 +71,155 @@ class Layers:
         if bias is not None:
             biases[i] = bias(biases[i])
         return Layers.of(weights, biases)
+
+
+def initial_layers(sizes: list[int], seed: int) -> Layers:
+    """Xavier-uniform weights drawn in layer order from a generator seeded by `seed`, zero biases: a new router's."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = [nn.init.xavier_uniform_(torch.empty(b, a), generator=gen) for a, b in zip(sizes[:-1], sizes[1:])]
+    return Layers.of(weights, [torch.zeros(b) for b in sizes[1:]])
+
+
+def fresh_row(seed: int, tag: int, n_in: int, n_out: int) -> torch.Tensor:
+    """A Xavier-uniform output row (1, n_in) for a layer of `n_out` outputs, from a generator seeded by the router's
+    seed and `tag` (reproducible)."""
+    gen = torch.Generator().manual_seed(int(seed + 7919 * tag))
+    bound = float(np.sqrt(6.0 / (n_in + n_out)))
+    return (torch.rand(1, n_in, generator=gen) * 2 - 1) * bound
+
+
+def dropout_kept(rng: np.random.Generator, rows: int, width: int, dropout: float) -> np.ndarray | None:
+    """Which hidden units dropout keeps, (rows, width) booleans, from the router's own generator: numpy's, twice as
+    fast as torch's on the CPU, and the same on every device. None without dropout."""
+    if dropout <= 0:
+        return None
+    return rng.random((rows, width), dtype=np.float32) >= dropout
+
+
+def adam_scalars(steps: int, lr: float) -> tuple[float, float]:
+    """Adam's bias corrections for step number `steps`, folded into its eps and its step size: torch's step
+    lr / c1 * m / (sqrt(v) / c2 + eps) is lr * c2 / c1 * m / (sqrt(v) + eps * c2), a pass fewer.
+
+    >>> eps, size = adam_scalars(1, 1e-3)  # the first step: lr * sqrt(1 - 0.999) / (1 - 0.9)
+    >>> round(size, 7), round(eps / 1e-8, 4)
+    (-0.0003162, 0.0316)
+    """
+    (beta1, beta2) = BETAS
+    c1, c2 = 1 - beta1**steps, math.sqrt(1 - beta2**steps)
+    return EPS * c2, -lr * c2 / c1
+
+
+def adam_step(params: torch.Tensor, grads: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, eps,
+              size, flush) -> None:
+    """One step of Adam (Kingma & Ba, as `torch.optim.Adam` takes it) on flat buffers, with `eps` and `size` from
+    `adam_scalars`: one router's buffers (P,) with floats, or stacked routers' (D, P) with (D, 1) tensors, each router
+    at its own step. `flush` (a bool, or (D, 1) bools) zeroes the moments below `TINY`, to keep them out of the
+    denormal range; the same float32 arithmetic either way."""
+    (beta1, beta2), g = BETAS, grads
+    exp_avg.lerp_(g, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    denom = exp_avg_sq.sqrt().add_(eps)
+    if isinstance(size, torch.Tensor):
+        params.addcdiv_(exp_avg.mul(size), denom)  # (m * size) / denom: addcdiv's (value * m) / denom with a tensor
+    else:
+        params.addcdiv_(exp_avg, denom, value=size)
+    if flush is True or isinstance(flush, torch.Tensor):
+        for moment in (exp_avg, exp_avg_sq):
+            tiny = moment.abs() < TINY
+            moment.masked_fill_(tiny if flush is True else tiny.logical_and_(flush), 0.0)
+
+
+def _linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h @ weight.T + bias, for one router (rows, in) or stacked routers (D, rows, in)."""
+    if h.dim() == 2:
+        return F.linear(h, weight, bias)
+    return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+
+
+def forward(params: Layers, z: torch.Tensor) -> torch.Tensor:
+    """Gate logits in evaluation mode (no dropout): z (rows, in) through one router's layers, or (D, rows, in)
+    through stacked layers, each member its own rows."""
+    *hidden, last = zip(params.weights, params.biases)
+    h = z
+    for weight, bias in hidden:
+        h = _linear(h, weight, bias).relu_()
+    return _linear(h, *last)
+
+
+def gradients(params: Layers, grads: Layers, z: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None,
+              dropout: float, balance_weight: float, n_outputs: torch.Tensor | None = None) -> None:
+    """Fill `grads` with the gradients of the training loss (see `Router`) on a batch, with dropout `keep` (per
+    hidden unit 1/(1-p) where kept, 0 where dropped; None: none).
+
+    One router: z (rows, in), mask (rows, out). Stacked routers: z (D, rows, in), mask (D, rows, out), one batch per
+    member, and `n_outputs` (D,) the outputs each member has of the stacked width: the others are padding, outside
+    the loss, so their gradients are zero and padded parameters stay zero."""
+    inputs = []  # each layer's input (a hidden layer's output after ReLU and dropout)
+    h, at = z, 0
+    layers = list(zip(params.weights, params.biases))
+    for weight, bias in layers[:-1]:
+        inputs.append(h)
+        h = _linear(h, weight, bias).relu_()
+        if keep is not None:
+            h = h.mul_(keep[..., at : at + h.shape[-1]])
+            at += h.shape[-1]
+    inputs.append(h)
+    logits = _linear(h, *layers[-1])
+    if z.dim() == 2:
+        d = _loss_gradient(logits, mask, balance_weight)
+    else:
+        d = _stacked_loss_gradient(logits, mask, balance_weight, n_outputs)
+    for i in reversed(range(len(layers))):
+        if d.dim() == 2:
+            torch.mm(d.t(), inputs[i], out=grads.weights[i])
+            torch.sum(d, dim=0, out=grads.biases[i])
+        else:
+            grads.weights[i].copy_(torch.bmm(d.transpose(1, 2), inputs[i]))
+            grads.biases[i].copy_(d.sum(dim=1))
+        if i:  # back through dropout and ReLU: a unit passed (input > 0, sign 1) with the kept units' scale
+            d = (d @ layers[i][0]).mul_(inputs[i].sign())
+            if keep is not None:
+                d = d.mul_(1.0 / (1.0 - dropout))
+
+
+def _loss_gradient(logits: torch.Tensor, mask: torch.Tensor, balance_weight: float) -> torch.Tensor:
+    """The gradient of one router's loss at its logits (rows, out)."""
+    rows, n_out = logits.shape
+    d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
+    if balance_weight > 0 and n_out > 1:
+        # importance = the mean softmax gate; loss var/mean^2 (var unbiased), through the softmax's Jacobian
+        # (its two statistics as Python numbers: six small tensor operations fewer, several us each on a CPU; on
+        # CUDA this reads them back, one synchronisation per step)
+        gate = torch.softmax(logits, dim=1)
+        importance = gate.mean(dim=0)
+        var, mean = (float(t) for t in torch.var_mean(importance))
+        scale = 2 * balance_weight / mean**2
+        d_importance = importance.sub(mean).mul_(scale / (n_out - 1)).sub_(scale * var / (mean * n_out))
+        d.addcmul_(gate, d_importance - (gate @ d_importance)[:, None], value=1 / rows)
+    return d
+
+
+def _stacked_loss_gradient(logits: torch.Tensor, mask: torch.Tensor, balance_weight: float,
+                           n_outputs: torch.Tensor | None) -> torch.Tensor:
+    """`_loss_gradient` for stacked routers' logits (D, rows, width), each member over its first `n_outputs`
+    outputs (None: all), zero on the padding; statistics stay on the device (no synchronisation)."""
+    members, rows, width = logits.shape
+    if n_outputs is None:
+        n_outputs = torch.full((members,), width, device=logits.device)
+    valid = (torch.arange(width, device=logits.device) < n_outputs[:, None])[:, None, :]  # (D, 1, width)
+    n = n_outputs.to(logits.dtype)[:, None, None]
+    d = (torch.sigmoid(logits) - mask).div_(n * rows).mul_(valid)
+    if balance_weight > 0:  # as `_loss_gradient`'s, over each member's outputs; members with one output have none
+        gate = torch.softmax(logits.masked_fill(~valid, -math.inf), dim=2)
+        importance = gate.mean(dim=1, keepdim=True)  # (D, 1, width)
+        mean = importance.sum(dim=2, keepdim=True).div_(n)
+        centred = (importance - mean).mul_(valid)
+        below = (n - 1).clamp_(min=1)
+        var = centred.square().sum(dim=2, keepdim=True).div_(below)
+        scale = (2 * balance_weight) / mean.square() * (n > 1)
+        d_importance = centred.mul_(scale / below).sub_((scale * var / (mean * n)).mul(valid))
+        d.addcmul_(gate, d_importance - (gate * d_importance).sum(dim=2, keepdim=True), value=1 / rows)
+    return d
 
 
 class Router:
@@ -115,10 +272,7 @@ class Router:
         self._buffered = 0
         # dropout draws: numpy's generator, twice as fast as torch's on the CPU, and the same on every device
         self._dropout_rng = np.random.default_rng(seed + 1)
-        sizes = [n_inputs, *self.hidden, n_outputs]
-        gen = torch.Generator().manual_seed(seed)
-        weights = [nn.init.xavier_uniform_(torch.empty(b, a), generator=gen) for a, b in zip(sizes[:-1], sizes[1:])]
-        params = Layers.of(weights, [torch.zeros(b) for b in sizes[1:]])
+        params = initial_layers([n_inputs, *self.hidden, n_outputs], seed)
         self._place(params, params.zeros_like(), params.zeros_like())
 
     def _place(self, params: Layers, exp_avg: Layers, exp_avg_sq: Layers) -> None:
@@ -140,11 +294,7 @@ class Router:
     def scores(self, z: np.ndarray) -> np.ndarray:
         """Gate logits for a batch of encoded inputs (evaluation mode: no dropout, no gradient)."""
         with torch.no_grad():
-            h = torch.from_numpy(self._fit_width(z)).to(self.device)
-            *hidden, last = zip(self.params.weights, self.params.biases)
-            for weight, bias in hidden:
-                h = F.linear(h, weight, bias).relu_()
-            return F.linear(h, *last).cpu().numpy()
+            return forward(self.params, torch.from_numpy(self._fit_width(z)).to(self.device)).cpu().numpy()
 
     def _fit_width(self, z: np.ndarray) -> np.ndarray:
         """Pad inputs encoded before the input layer grew; growth never shrinks, so wider input is a caller bug."""
@@ -177,61 +327,23 @@ class Router:
         return True
 
     def _adam_step(self) -> None:
-        """One step of Adam (Kingma & Ba, as `torch.optim.Adam` takes it) on every parameter at once, keeping the
-        moments out of the denormal range (see `TINY`)."""
         self.adam_steps += 1
-        (beta1, beta2), g = BETAS, self.grads.flat
-        self.exp_avg.flat.lerp_(g, 1 - beta1)
-        self.exp_avg_sq.flat.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        # torch's step: lr / c1 * m / (sqrt(v) / c2 + eps), written lr * c2 / c1 * m / (sqrt(v) + eps * c2): a pass fewer
-        c1, c2 = 1 - beta1**self.adam_steps, math.sqrt(1 - beta2**self.adam_steps)
-        denom = self.exp_avg_sq.flat.sqrt().add_(EPS * c2)
-        self.params.flat.addcdiv_(self.exp_avg.flat, denom, value=-self.lr * c2 / c1)
-        if self.adam_steps % FLUSH_EVERY == 0:  # 0.9**170 = 1.2e-38 / 1e-30: no first moment gets there in between
-            for moment in (self.exp_avg.flat, self.exp_avg_sq.flat):
-                moment.masked_fill_(moment.abs() < TINY, 0.0)
+        # 0.9**170 = 1.2e-38 / 1e-30: between flushes no first moment gets to the denormals
+        adam_step(self.params.flat, self.grads.flat, self.exp_avg.flat, self.exp_avg_sq.flat,
+                  *adam_scalars(self.adam_steps, self.lr), self.adam_steps % FLUSH_EVERY == 0)
 
     def _keep_scales(self, rows: int) -> torch.Tensor | None:
         """Dropout for every hidden unit of `rows` rows, one draw for all layers: 1/(1-p) where a unit is kept, 0
         where it is dropped."""
-        if self.dropout <= 0:
+        kept = dropout_kept(self._dropout_rng, rows, sum(self.hidden), self.dropout)
+        if kept is None:
             return None
-        draws = self._dropout_rng.random((rows, sum(self.hidden)), dtype=np.float32)
-        keep = (draws >= self.dropout) * np.float32(1.0 / (1.0 - self.dropout))  # (np.where: 50 us more on 32 rows)
+        keep = kept * np.float32(1.0 / (1.0 - self.dropout))  # (np.where: 50 us more on 32 rows)
         return torch.from_numpy(keep).to(self.device)
 
     def _gradients(self, z: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None) -> None:
         """Fill `grads` with the gradients of the training loss on a batch, with dropout `keep` (`_keep_scales`)."""
-        inputs = []  # each layer's input (a hidden layer's output after ReLU and dropout)
-        h, at = z, 0
-        layers = list(zip(self.params.weights, self.params.biases))
-        for weight, bias in layers[:-1]:
-            inputs.append(h)
-            h = F.linear(h, weight, bias).relu_()
-            if keep is not None:
-                h = h.mul_(keep[:, at : at + h.shape[1]])
-                at += h.shape[1]
-        inputs.append(h)
-        logits = F.linear(h, *layers[-1])
-        rows, n_out = logits.shape
-        d = (torch.sigmoid(logits) - mask).div_(rows * n_out)  # of the mean binary cross-entropy
-        if self.balance_weight > 0 and n_out > 1:
-            # importance = the mean softmax gate; loss var/mean^2 (var unbiased), through the softmax's Jacobian
-            # (its two statistics as Python numbers: six small tensor operations fewer, several us each on a CPU; on
-            # CUDA this reads them back, one synchronisation per step)
-            gate = torch.softmax(logits, dim=1)
-            importance = gate.mean(dim=0)
-            var, mean = (float(t) for t in torch.var_mean(importance))
-            scale = 2 * self.balance_weight / mean**2
-            d_importance = importance.sub(mean).mul_(scale / (n_out - 1)).sub_(scale * var / (mean * n_out))
-            d.addcmul_(gate, d_importance - (gate @ d_importance)[:, None], value=1 / rows)
-        for i in reversed(range(len(layers))):
-            torch.mm(d.t(), inputs[i], out=self.grads.weights[i])
-            torch.sum(d, dim=0, out=self.grads.biases[i])
-            if i:  # back through dropout and ReLU: a unit passed (input > 0, sign 1) with the kept units' scale
-                d = (d @ layers[i][0]).mul_(inputs[i].sign())
-                if keep is not None:
-                    d = d.mul_(1.0 / (1.0 - self.dropout))
+        gradients(self.params, self.grads, z, mask, keep, self.dropout, self.balance_weight)
 
     # ---- growth -------------------------------------------------------------------------------------------------
 
@@ -244,11 +356,7 @@ class Router:
         self._z = [np.pad(z, ((0, 0), (0, n_inputs - z.shape[1]))) for z in self._z]
 
     def _fresh_row(self, tag: int) -> torch.Tensor:
-        """A Xavier-uniform output row from a generator seeded by the router's seed and `tag` (reproducible)."""
-        n_in, n_out = self.params.sizes[-2:]
-        gen = torch.Generator().manual_seed(int(self.seed + 7919 * tag))
-        bound = float(np.sqrt(6.0 / (n_in + n_out)))
-        return (torch.rand(1, n_in, generator=gen) * 2 - 1) * bound
+        return fresh_row(self.seed, tag, *self.params.sizes[-2:])
 
     def add_output(self) -> int:
         """Add one output (a new expert): a fresh row, zero bias; existing outputs stay bit-identical."""

@@ -13,10 +13,10 @@ kind reaches the model. Undeclared numbers must be finite floats too.
 >>> from stream_moe.events import Position, Record
 >>> decoder.decode(Record(b'{"id": "7", "x": {"f1": 0.5, "f2": "red"}, "y": "UP"}', Position("in", 0)))
 Event(id='7', x={'f1': 0.5, 'f2': 'red'}, y='UP', key=None, ts=None)
->>> decoder.decode(Record(b'{"id": "7", "x": {"f1": NaN, "f2": "red"}}', Position("in", 1)))
+>>> decoder.decode(Record(b'{"id": "7", "x": {"f1": 1e999, "f2": "red"}}', Position("in", 1)))
 Traceback (most recent call last):
 ...
-stream_moe.events.DecodeError: feature 'f1' is not a finite number: nan
+stream_moe.events.DecodeError: invalid JSON: number is infinity when parsed as double: line 1 column 25 (char 24)
 >>> typed = JsonEventDecoder(features={"f1": "numeric", "f2": "nominal"})
 >>> typed.decode(Record(b'{"id": "8", "x": {"f1": "abc", "f2": "red"}}', Position("in", 2)))
 Traceback (most recent call last):
@@ -26,9 +26,10 @@ stream_moe.events.DecodeError: feature 'f1' is numeric, got 'abc'
 
 from __future__ import annotations
 
-import json
 import math
 import typing
+
+import orjson
 
 from stream_moe.events import DecodeError, Event, Record
 
@@ -60,10 +61,8 @@ def parse_object(raw: bytes | str | None, max_bytes: int, fields: typing.Collect
     if len(raw) > max_bytes:
         raise DecodeError(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}", "oversized")
     try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise DecodeError("invalid JSON: nested too deeply", "invalid_json") from None
-    except ValueError as err:  # includes undecodable bytes and integers of too many digits
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:  # also invalid UTF-8, NaN, numbers beyond float range, deep nesting
         raise DecodeError(f"invalid JSON: {err}", "invalid_json") from None
     if not isinstance(data, dict):
         raise DecodeError(f"expected a JSON object, got {type(data).__name__}", "wrong_type")

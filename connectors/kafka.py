@@ -1,4 +1,5 @@
-"""Kafka source and sinks (kafka-python): a consumer-group member with manual commits, and JSON producers.
+"""Kafka source and sinks (kafka-python): a consumer-group member with manual commits, and JSON producers (through a
+producer in a child process).
 
 The source never commits by itself: the service commits positions only after a checkpoint holds what was learned
 from the records before them, and on assignment seeks each partition to the position its shard's checkpoint holds.
@@ -13,11 +14,12 @@ import json
 import logging
 import typing
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
+from connectors.producer_process import ProducerProcess
 from stream_moe.events import DeadLetter, Position, Prediction, Record
 
 log = logging.getLogger(__name__)
@@ -172,29 +174,29 @@ class KafkaSource:
         self.consumer.close(autocommit=False)
 
 
-def make_producer(bootstrap_servers: str, client: dict | None = None) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5, **client_options(client or {}, "producer"))
+def make_producer(bootstrap_servers: str, client: dict | None = None) -> ProducerProcess:
+    """The service's producer, in a child process (see `connectors.producer_process`)."""
+    return ProducerProcess(bootstrap_servers, {"linger_ms": 5, **client_options(client or {}, "producer")})
 
 
 class KafkaPredictionSink:
     """Predictions as JSON to a topic, keyed by the event's key (else its id); `flush` waits for delivery."""
 
-    def __init__(self, producer: KafkaProducer, topic: str, model_name: str, model_version: str):
+    def __init__(self, producer: ProducerProcess, topic: str, model_name: str, model_version: str):
         self.producer = producer
         self.topic = topic
         self.model_name = model_name
         self.model_version = model_version
 
     def write(self, predictions: list[Prediction]) -> None:
-        for p in predictions:
-            value = json.dumps(p.to_json(self.model_name, self.model_version), default=str).encode()
-            self.producer.send(self.topic, value=value, key=(p.key or p.id).encode())
+        name, version = self.model_name, self.model_version
+        self.producer.send(self.topic, [((p.key or p.id).encode(), p.to_bytes(name, version)) for p in predictions])
 
     def flush(self) -> None:
         self.producer.flush()
 
     def close(self) -> None:
-        self.producer.flush()
+        self.producer.close()
 
 
 class KafkaDeadLetterSink:
@@ -202,27 +204,46 @@ class KafkaDeadLetterSink:
     `DeadLetter.to_json`). A letter the producer refuses or fails to deliver is logged and counted in `lost`, never
     raised: a dead letter must not stop the service."""
 
-    def __init__(self, producer: KafkaProducer, topic: str, max_bytes: int = 262_144):
+    def __init__(self, producer: ProducerProcess, topic: str, max_bytes: int = 262_144):
         self.producer = producer
         self.topic = topic
         self.max_bytes = max_bytes
-        self.lost = 0
+
+    @property
+    def lost(self) -> int:
+        """Letters not delivered, as of the producer's last flush."""
+        return self.producer.failed.get(self.topic, 0)
 
     def write(self, letters: list[DeadLetter]) -> None:
-        for letter in letters:
-            try:
-                future = self.producer.send(self.topic, value=json.dumps(letter.to_json(self.max_bytes)).encode())
-            except Exception as err:
-                self._lost(err)
-            else:
-                future.add_errback(self._lost)
-
-    def _lost(self, err) -> None:
-        self.lost += 1
-        log.error("dead letter not delivered", extra={"topic": self.topic, "error": repr(err)})
+        self.producer.send(self.topic, [(None, json.dumps(letter.to_json(self.max_bytes)).encode())
+                                        for letter in letters])
 
     def flush(self) -> None:
         self.producer.flush()
 
     def close(self) -> None:
-        self.producer.flush()
+        self.producer.close()
+
+
+def check_reachable(bootstrap_servers: str, timeout_s: float = 5.0) -> None:
+    """Raise `ConnectionError`, naming every address and why it failed, unless a TCP connection to one of the
+    bootstrap servers opens within `timeout_s`: the client itself would retry and log for long before failing.
+
+    >>> check_reachable("127.0.0.1:1", timeout_s=1.0)
+    Traceback (most recent call last):
+    ...
+    ConnectionError: no Kafka broker reachable at 127.0.0.1:1 (127.0.0.1:1: Connection refused)
+    """
+    import socket
+
+    failures = []
+    for address in (a.strip() for a in bootstrap_servers.split(",") if a.strip()):
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit():
+            host, port = address, "9092"
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+            return
+        except OSError as err:
+            failures.append(f"{address}: {err.strerror or err}")
+    raise ConnectionError(f"no Kafka broker reachable at {bootstrap_servers} ({'; '.join(failures) or 'no address'})")

@@ -14,14 +14,13 @@ class JsonlPredictionSink:
     def __init__(self, path: str | pathlib.Path, model_name: str, model_version: str):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "ab")
         self.model_name = model_name
         self.model_version = model_version
 
     def write(self, predictions: list[Prediction]) -> None:
-        self._file.writelines(
-            json.dumps(p.to_json(self.model_name, self.model_version), default=str) + "\n" for p in predictions
-        )
+        name, version = self.model_name, self.model_version
+        self._file.writelines(p.to_bytes(name, version) + b"\n" for p in predictions)
 
     def flush(self) -> None:
         self._file.flush()

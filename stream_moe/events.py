@@ -11,6 +11,8 @@ import hashlib
 import json
 import typing
 
+import orjson
+
 Label = typing.Union[str, int, bool]
 Features = dict[str, typing.Any]
 
@@ -73,6 +75,15 @@ class Prediction:
         if self.forecast is not None:
             wire["forecast"] = self.forecast
         return wire
+
+    def to_bytes(self, model_name: str, model_version: str) -> bytes:
+        """`to_json` encoded (orjson: a tenth of the json module's time; labels beyond its 64-bit integers fall back
+        to the json module)."""
+        wire = self.to_json(model_name, model_version)
+        try:
+            return orjson.dumps(wire, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            return json.dumps(wire, default=str).encode()
 
 
 class DecodeError(ValueError):

@@ -75,7 +75,6 @@ BAD = {
     "unknown_field": {"key": "NewYork-Chicago", "ts": 1.0, "value": 1.0, "x": {}},
     "missing_field": {"ts": 1.0, "value": 1.0},
     "wrong_type": {"key": "NewYork-Chicago", "ts": 1.0, "value": "12"},
-    "non_finite": b'{"key": "NewYork-Chicago", "ts": 1.0, "value": NaN}',
     "unknown_key": {"key": "Paris-Berlin", "ts": 1.0, "value": 1.0},
     "oversized": {"key": "NewYork-Chicago", "ts": 1.0, "value": 1.0, "id": "i" * 500},
 }

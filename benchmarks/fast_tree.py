@@ -7,7 +7,7 @@
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
 For each stream: a single tree (river's, one instance at a time, vs the fast tree, test-then-train by batch) and
-DriftMoE-Data in issue 4's configuration (12 experts, top-3 unless `--top-k` says otherwise, the rest its defaults)
+DriftMoE-Data with 12 experts (top-3 unless `--top-k` says otherwise, the rest its defaults)
 with river vs fast experts, all prequential with batches of `--batch`; accuracy and instances/s, router included,
 and the speed-up of fast over river within each round (`--repeat` rounds, medians reported).
 Then a cProfile of DriftMoE-Data with fast experts on SEA_a (top functions by own time). Prints the figures and

@@ -9,7 +9,7 @@ from stream_moe.events import DeadLetter, Prediction
 
 
 class JsonlPredictionSink:
-    """Appends each prediction as one JSON object per line, in the wire format of DESIGN.md."""
+    """Appends each prediction as one JSON object per line, in the wire format (docs/serving.md)."""
 
     def __init__(self, path: str | pathlib.Path, model_name: str, model_version: str):
         self.path = pathlib.Path(path)

@@ -1,7 +1,8 @@
 """The values that travel the data path: records from a source, decoded events, predictions, dead letters.
 
 A `Record` is what a source hands over (raw bytes or text, or an already structured value from a generator) with its
-position in that source; a decoder turns it into an `Event` or raises `DecodeError`. See `../shared/DESIGN.md`.
+position in that source; a decoder turns it into an `Event` or raises `DecodeError`. The wire format is in
+docs/serving.md, "Events on the wire".
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Prediction:
     forecast: list[float] | None = None
 
     def to_json(self, model_name: str, model_version: str) -> dict:
-        """The wire form of `../shared/DESIGN.md` (probabilities keyed by the label's text), with `forecast` when a
+        """The wire form of docs/serving.md (probabilities keyed by the label's text), with `forecast` when a
         forecaster made it."""
         wire = {
             "id": self.id,

@@ -24,12 +24,13 @@ class DriftMoEData(Mixture):
     weighs an importance-balancing term in the router's loss. `usage_` counts what each expert learned, `routed_` how
     often each was the top-1 choice.
 
-    Defaults are the best configuration measured (see the README, "The default since stop 18"): 16 experts (the most
-    that issue 3's budget lets live), three quarters of them learning each instance, trees with naive-Bayes leaves,
-    mixture prediction over the learners, router updates every 32 instances, ADWIN drift detection with background
-    experts (on rises of an expert's error only: see below), online bagging with lambda 6, no self-expansion, and fast
-    experts (river's Hoeffding tree in arrays and compiled loops: the accuracy of river's trees, and the whole model
-    runs 4-11x as fast on SEA and RBF, about 6x on Electricity, 25x on LED's 24 features; see the README). `PAPER`
+    Defaults are the best configuration measured (docs/models.md, "The measurements behind the defaults": each
+    change from the paper against the default on the benchmark streams): 16 experts (a budget of 16 alive keeps
+    memory and time bounded), three quarters of them learning each instance, trees with naive-Bayes leaves, mixture
+    prediction over the learners, router updates every 32 instances, ADWIN drift detection with background experts
+    (on rises of an expert's error only: see below), online bagging with lambda 6, no self-expansion, and fast
+    experts (river's Hoeffding tree in arrays and compiled loops: river's splits, several times river's speed;
+    docs/benchmarks.md, "Speed, side by side"). `PAPER`
     holds the parameters of the published model (12 experts, top 3 learn, top-1 prediction, router every 256
     instances, no detection, no bagging, no exploration or balancing, river's trees with adaptive naive-Bayes leaves):
     `DriftMoEData(**DriftMoEData.PAPER)`.
@@ -39,9 +40,9 @@ class DriftMoEData(Mixture):
     - Drift detection: with a `drift_detector`, each expert's errors on the instances it learns feed a detector of its
       own (see `Mixture`); `warning_detector` gives the warning level to detectors without one (ADWIN, KSWIN,
       Page-Hinkley), as ARF does. The default ADWINs report a change only when the error rose (`rises_only`): river's
-      two-sided ADWIN also calls an expert's improvement a drift and replaces it by a younger one, which on 5-class
-      RandomRBF happened 127 times in 50,000 instances against 27 with 8 experts learning (README, "Drifts are rises
-      of the error").
+      two-sided ADWIN also calls an expert's improvement a drift and replaces it by a younger one: on a stationary
+      5-class RandomRBF stream the default replaces experts once in 15,000 instances, two-sided ADWINs 98 times
+      (`test_experts_learning_a_stationary_concept_are_not_replaced_as_they_improve`).
     - Diversity: online bagging (`bagging_lambda`, see `Mixture`), and `subspace`, a random share of the features per
       expert (a new draw when an expert is replaced).
     - Self-expansion (`expansion=True`, after SEMA): each expert keeps a descriptor of its training inputs. When, over
@@ -56,21 +57,20 @@ class DriftMoEData(Mixture):
     Parameters
     ----------
     n_experts, top_k
-        Pool size and how many experts learn each instance (None: three quarters of the pool, 12 of 16; half beat the
-        paper's 3 of 12 on every stream measured, and 16 experts beat 12 on most: README, "How many experts learn
-        each instance"; 12 of 16 with naive-Bayes leaves meet issue 3's targets where 8 fell short on RBF_f: README,
-        "The default since stop 18"). With `expansion`, start below `max_experts` (e.g. `n_experts=12`) to leave the
-        pool room to grow.
+        Pool size and how many experts learn each instance (None: three quarters of the pool, 12 of 16; against 8
+        of 16 and the paper's 3 of 12: docs/models.md, "The measurements behind the defaults"). With `expansion`,
+        start below `max_experts` (e.g. `n_experts=12`) to leave the pool room to grow.
     prediction
         "top1" or "mixture".
     expert
         Prototype of the experts (a river classifier or a `FastHoeffdingTreeClassifier`, cloned); default a Hoeffding
-        tree with grace period 50, delta 1e-7 and naive-Bayes leaves, of the kind `experts` names (with 12 learning
-        they gain on RBF_f and Electricity and cost 1.5 points on weather: README, "The default since stop 18").
+        tree with grace period 50, delta 1e-7 and naive-Bayes leaves, of the kind `experts` names (against adaptive
+        naive-Bayes leaves: docs/models.md, "The measurements behind the defaults"; NOAA weather prefers adaptive
+        ones).
     leaf_predictions
         Leaf predictions the pool's slots take in turn ("mc", "nb", "nba"), each a clone of the expert tree with that
         `leaf_prediction` (replacements keep their slot's); None (default): the expert as it is. `("nb", "nba")`
-        keeps weather's accuracy but gives up a third of RBF_f's gain (README, "The default since stop 18").
+        is a middle way for streams, like NOAA weather, where adaptive leaves do better.
     experts
         "fast" (array-based trees with river's semantics, learned and queried by batch: see `Mixture` for what that
         changes) or "river" (river's Hoeffding trees, one instance at a time: the reference).

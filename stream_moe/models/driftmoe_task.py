@@ -24,18 +24,19 @@ class DriftMoETask(Mixture):
     toss. The experts therefore decide the prediction (in the published code the router alone did, an online MLP).
 
     Parameters are those of `DriftMoEData` that apply here, and `takeover_z`. Defaults: fast experts (river's tree in
-    arrays, the whole batch in one compiled call: within a few tenths of a point of river's trees, `experts="river"`,
-    at 3-6x the speed; README, "Fast experts"), ADWIN drift detection on each class expert (two-sided, unlike
-    DriftMoE-Data's: on falls of the error too, which here refreshes the class experts usefully: rises only cost 1.6
-    points on LED_a and 2.0 on RBF_f; README, "Drifts are rises of the error"), no bagging (it helps
-    RandomRBF and LED but costs SEA more than a point on 20k instances, where a single tree must stay behind), router
-    updates every 32 instances.
+    arrays, the whole batch in one compiled call, tested to match river's trees, which `experts="river"` gives),
+    ADWIN drift detection on each class expert (two-sided,
+    unlike DriftMoE-Data's: on falls of the error too, which here refreshes the class experts usefully: rises only
+    cost 1.6 points on LED_a and 2.0 on RBF_f at 50,000 instances), no bagging (it helps RandomRBF and LED but costs
+    SEA more than a point on 20,000 instances, where a single tree must stay behind), router updates every 32
+    instances.
 
     A drifted class expert is replaced only when its background expert beat it since it started by `takeover_z`
     standard errors (McNemar's test; None: replaced at every drift, as in DriftMoE-Data and ARF). Each class has one
     expert here, so replacing it throws away what no other expert knows: on NOAA weather, whose error rate moves with
     the seasons, replacing at every drift costs 4.3 points, while on Electricity the gated rule is 0.7 points ahead of
-    it (means over three seeds; README, "MoE-Task's drift rule").
+    it (means over seeds 1-3, whole files: `stream-moe replay --stream weather --model driftmoe-task` against
+    `--param takeover_z=None`; docs/models.md, "DriftMoE-Task").
 
     Examples
     --------

@@ -18,8 +18,8 @@ from stream_moe.devices import resolve_device
 BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's, torch's defaults
 # Adam moments below TINY are zeroed every FLUSH_EVERY steps, before they decay into denormal floats: a parameter whose
 # gradient stays zero (a dead ReLU unit's) has its first moment shrink 0.9x a step and stick at the smallest denormal,
-# where every operation is about 100x slower (SEA_a, issue 4's model: 11,000-20,000 of the 35,000 moments denormal
-# from 60,000 instances on, an Adam step 550 us instead of 90). A moment of 1e-30 moves no float32 parameter.
+# where every operation is about 100x slower (SEA_a, 12 experts of which 3 learn: 11,000-20,000 of the 35,000 moments
+# denormal from 60,000 instances on, an Adam step 550 us instead of 90). A moment of 1e-30 moves no float32 parameter.
 TINY, FLUSH_EVERY = 1e-30, 16
 
 

@@ -9,6 +9,7 @@ import random
 import time
 
 import pytest
+import yaml
 
 from connectors.network.events import scenario_events
 from connectors.network.scenario import load_scenario
@@ -266,29 +267,49 @@ def assignments(log) -> list[list[int]]:
     ]
 
 
-@pytest.mark.slow
-def test_two_replicas_split_partitions_and_hand_over_state(broker, tmp_path):
+def committed(broker, group: str, topic: str, partitions: int) -> dict[int, int | None]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def test_two_replicas_hand_over_partitions_with_committed_positions_and_no_repredictions(broker, tmp_path):
     topics = fresh_topics(broker, 2, "events", "predictions", "dead")
     config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data")
+    group = yaml.safe_load(config.read_text())["serve"]["kafka"]["group_id"]
     produce(broker, topics["events"], events(0, 400), partitions=2)
     a = start_serve(config, tmp_path / "a.log")
     first = {str(i) for i in range(400)}
     assert predicted_ids(broker, topics["predictions"], 2, first) >= first
-    b = start_serve(config, tmp_path / "b.log")  # joins the group: the partitions are split
+    b = start_serve(config, tmp_path / "b.log")  # joins the group: a's partitions are revoked, then split
     deadline = time.monotonic() + 60
     while not assignments(tmp_path / "b.log") and time.monotonic() < deadline:
         time.sleep(0.5)
+    # the revoked partitions' positions were committed in the rebalance, not left to the next periodic commit
+    revoke_commits = [json.loads(line)["offsets"] for line in (tmp_path / "a.log").read_text().splitlines()
+                      if '"message": "committed on revoke"' in line]
+    assert revoke_commits and revoke_commits[0] == {f"{topics['events']}:0": 200, f"{topics['events']}:1": 200}
+    assert committed(broker, group, topics["events"], 2) == {0: 200, 1: 200}
     produce(broker, topics["events"], events(400, 400), partitions=2)
     second = {str(i) for i in range(800)}
     assert predicted_ids(broker, topics["predictions"], 2, second) >= second
     assert terminate(b) == 0  # leaves: its partition and its model go back to a
     produce(broker, topics["events"], events(800, 400), partitions=2)
     every = {str(i) for i in range(1200)}
-    assert predicted_ids(broker, topics["predictions"], 2, every) >= every
+    predictions = consume(broker, topics["predictions"], 2, lambda v: {p["id"] for p in v} >= every)
     assert terminate(a) == 0
     assert len(assignments(tmp_path / "b.log")[-1]) == 1, "the second replica should own one partition"
     assert assignments(tmp_path / "a.log")[-1] == [0, 1]
+    ids = [p["id"] for p in predictions]
+    assert len(ids) == len(set(ids)) == 1200, "a hand-over predicted a record twice"
+    logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    assert "commit failed" not in logs and "Traceback" not in logs
     check_learned_once(tmp_path / "checkpoints", every)
+    assert committed(broker, group, topics["events"], 2) == {0: 600, 1: 600}
 
 
 def test_forecaster_serves_link_loads_resumes_after_sigterm_and_refuses_bad_events(broker, tmp_path):

@@ -10,7 +10,9 @@ the time from a restart to the first prediction.
    broker's timestamp of its prediction.
 4. SIGTERM, more events, a fresh start: seconds from the start of the process to its first prediction.
 
-The figures are printed as JSON and written to results/serve_kafka/<stream>-<model>.json.
+Repeats alternate the two (replay, serve, replay, serve, ...), so a change of the machine's load reaches both; the
+medians are reported, with the load average seen at each run. The figures are printed as JSON and written to
+benchmarks/results/serve_kafka-<stream>-<model>.json (the working files of each run under results/serve_kafka/).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import pathlib
+import platform
 import signal
 import statistics
 import subprocess
@@ -159,7 +162,7 @@ def run(stream: str, model: str, n: int, seed: int, latency_s: float, workdir: p
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
 
     return {
-        "stream": stream, "model": model, "n": n, "seed": seed,
+        "stream": stream, "model": model, "n": n, "seed": seed, "loadavg_1m": round(os.getloadavg()[0], 2),
         "replay_per_s": round(replay_per_s, 1),
         "serve_per_s": round(serve_per_s, 1),
         "serve_vs_replay": round(serve_per_s / replay_per_s, 3),
@@ -179,8 +182,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the fixed-rate phase")
     parser.add_argument("--repeats", type=int, default=1, help="runs; the medians are reported too")
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "results" / "serve_kafka")
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "results" / "serve_kafka", help="working files")
+    parser.add_argument("--results", type=pathlib.Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
+    started = time.time()
 
     import torch
 
@@ -192,8 +197,13 @@ def main() -> int:
         runs.append(run(args.stream, args.model, args.n, args.seed, args.latency_seconds, workdir))
         print(json.dumps(runs[-1]), file=sys.stderr)
     numeric = [k for k, v in runs[0].items() if isinstance(v, float)]
-    summary = {"runs": runs, "median": {k: statistics.median(run[k] for run in runs) for k in numeric}}
-    path = args.out / f"{args.stream}-{args.model}.json"
+    summary = {
+        "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "runs": runs, "median": {k: statistics.median(run[k] for run in runs) for k in numeric},
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"serve_kafka-{args.stream}-{args.model}.json"
     path.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary["median"], indent=2))
     return 0

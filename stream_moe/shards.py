@@ -124,6 +124,7 @@ class Shard:
             outcome = self.process(items, wall)
         except Exception as err:
             self._restore()
+            self.snapshot()  # bisecting restores from here, without running the journal again
             if len(items) > 1:
                 half = len(items) // 2
                 outcome = self.process_guarded(items[:half], wall)

@@ -244,11 +244,8 @@ class DriftMoEData(Mixture):
         weights /= weights.sum(axis=1, keepdims=True)
         return np.einsum("bk,bkc->bc", weights, proba)
 
-    def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
-        if not self._ready():
-            return [({}, []) for _ in xs]
-        z = self.encoder_.transform_many(xs)
-        gates, _ = self._gates(z, self.encoder_.frame(), self.router_.scores(z))
+    def _predict_routed(self, xs, z: np.ndarray, logits: np.ndarray) -> list[tuple[dict, list[int]]]:
+        gates, _ = self._gates(z, self.encoder_.frame(), logits)
         which = np.argsort(-gates, axis=1, kind="stable")[:, : self.n_predicting]
         scores = self._combine(np.take_along_axis(gates, which, axis=1), self.pool_.proba(xs, which, self.classes_))
         return list(zip(self._to_dicts(scores), which.tolist()))

@@ -104,10 +104,8 @@ class DriftMoETask(Mixture):
         r = 1.0 / (1.0 + np.exp(-logits))
         return r * positive + (1.0 - r) * (1.0 - positive)
 
-    def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
-        if not self._ready():
-            return [({}, []) for _ in xs]
-        scores = self._combine(self.router_.scores(self.encoder_.transform_many(xs)), self._positive(xs))
+    def _predict_routed(self, xs, z: np.ndarray, logits: np.ndarray) -> list[tuple[dict, list[int]]]:
+        scores = self._combine(logits, self._positive(xs))
         experts = list(range(len(self.classes_)))
         return [(probs, experts) for probs in self._to_dicts(scores)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 
 import numpy as np
@@ -18,6 +19,27 @@ log = logging.getLogger(__name__)
 # what a mixture's test-then-train over a batch gives: per row (probabilities, experts); the indices of the labelled
 # rows; their router target masks (labelled rows, outputs)
 Learned = tuple[list[tuple[dict, list[int]]], np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass
+class Routing:
+    """A batch between the two halves of a mixture's batch methods (`Mixture.start_batch`, `Mixture.finish_batch`):
+    its rows encoded for the router (`z`; None: nothing to route, the model knows nothing yet) and the router that
+    routes them (None: the model has none yet). `ys` is None for a prediction."""
+
+    xs: list
+    ys: list | None
+    z: np.ndarray | None = None
+    frame: Frame | None = None
+    router: object | None = None
+
+    def route(self) -> np.ndarray | None:
+        """The logits of these rows by their router alone (a bank routes many batches at once instead)."""
+        if self.z is None:
+            return None
+        if self.router is None:
+            return np.zeros((len(self.z), 0), dtype=np.float32)
+        return self.router.scores(self.z)
 
 
 class Mixture(base.Classifier, abc.ABC):
@@ -38,6 +60,10 @@ class Mixture(base.Classifier, abc.ABC):
       differs is the order of the work (monitors read each expert's errors in turn, see
       `DriftMoEData._learn_batched` and `DriftMoETask._learn_batched`). With batches of one there is no difference.
     - `learn_many(xs, ys)`: `predict_learn_many` without the answer.
+    - `start_batch(xs, ys)` and `finish_batch(routing, logits)`: the two halves of `predict_learn_many` (without
+      `ys`, of `predict_detail_many`), around the router's call, so that a caller routes the rows of many models in
+      one call to the `RouterBank` their routers share (`use_router_bank`; see
+      `stream_moe.models.router_bank.predict_learn_together`).
 
     Both variants can watch each expert with a drift detector (`drift_detector`, `warning_detector`: names such as
     "adwin(delta=0.001)", "ddm", "hddm_a" or river detectors; see `stream_moe.models.detectors`): a warning starts a
@@ -87,19 +113,37 @@ class Mixture(base.Classifier, abc.ABC):
         """The prototypes a new pool's experts are cloned from, in turn (hook): `expert`, or the default tree."""
         return [self.expert if self.expert is not None else default_expert(self.experts)]
 
+    @property
+    def router_settings(self) -> dict:
+        """The router's parameters (a `Router`'s or a `RouterBank`'s) besides its shape, device and seed."""
+        return dict(hidden=tuple(self.hidden), dropout=self.dropout, lr=self.lr, batch_size=self.router_batch,
+                    epochs=self.router_epochs, balance_weight=self.balance_weight)
+
     def _new_router(self, n_outputs: int) -> Router:
-        return Router(
-            n_inputs=self.encoder_.n_columns,
-            n_outputs=n_outputs,
-            hidden=tuple(self.hidden),
-            dropout=self.dropout,
-            lr=self.lr,
-            batch_size=self.router_batch,
-            epochs=self.router_epochs,
-            balance_weight=self.balance_weight,
-            device=self.device,
-            seed=self.seed,
-        )
+        bank = getattr(self, "_router_bank", None)
+        if bank is not None:
+            return bank.member(bank.add(self.encoder_.n_columns, n_outputs, seed=self.seed))
+        return Router(n_inputs=self.encoder_.n_columns, n_outputs=n_outputs, device=self.device, seed=self.seed,
+                      **self.router_settings)
+
+    def use_router_bank(self, bank) -> None:
+        """Keep the router in `bank` (a `RouterBank` of these `router_settings`, shared with other models) from now
+        on: an existing router moves in as a member and learns on exactly as it would have; None moves it out again
+        as a standalone `Router`. The bank's device is the router's. A model pickles and copies with its router by
+        value and without the bank: after a restore, call this again."""
+        router = getattr(self, "router_", None)
+        if bank is not None and bank.settings != self.router_settings:
+            raise ValueError(f"this model's router is {self.router_settings}, the bank's {bank.settings}")
+        if router is not None and getattr(router, "bank", None) is not bank:
+            if getattr(router, "bank", None) is not None:
+                router = router.bank.release(router.index)
+            self.router_ = router if bank is None else bank.member(bank.adopt(router))
+        self._router_bank = bank
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_router_bank", None)
+        return state
 
     def _new_pool(self, n_experts: int, **options) -> ExpertPool:
         return ExpertPool(
@@ -185,11 +229,30 @@ class Mixture(base.Classifier, abc.ABC):
         return [detail for detail, _ in steps], np.array(learned, dtype=np.int64), masks
 
     @abc.abstractmethod
+    def _predict_routed(self, xs, z: np.ndarray, logits: np.ndarray) -> list[tuple[dict, list[int]]]:
+        """`predict_detail_many` given the rows encoded for the router and its logits."""
+
     def predict_detail_many(self, xs) -> list[tuple[dict, list[int]]]:
         """For each row: class probabilities and the indices of the experts that produced them."""
+        routing = self.start_batch(xs)
+        return self.finish_batch(routing, routing.route())
 
     def predict_learn_many(self, xs, ys) -> list[tuple[dict, list[int]]]:
-        xs, ys = list(xs), list(ys)
+        routing = self.start_batch(xs, ys)
+        return self.finish_batch(routing, routing.route())
+
+    def start_batch(self, xs, ys=None) -> Routing:
+        """The first half of `predict_learn_many` (with labels `ys`, None for an unlabelled row) or, without `ys`, of
+        `predict_detail_many`: the rows encoded for the router, which a learning batch's encoder learns, and the
+        router built or widened for them. Route `Routing.z` by `Routing.router` (alone: `Routing.route()`, or
+        with other models' rows in one call to their bank: `stream_moe.models.router_bank.route`), then hand the
+        logits to `finish_batch`. Between the two halves the model takes no other call."""
+        xs = list(xs)
+        if ys is None:
+            if not self._ready():
+                return Routing(xs, None)
+            return Routing(xs, None, self.encoder_.transform_many(xs), None, self.router_)
+        ys = list(ys)
         learn = [y is not None for y in ys]
         labelled = any(learn)
         if labelled:
@@ -199,7 +262,7 @@ class Mixture(base.Classifier, abc.ABC):
                 self.classes_: list = []
                 self._class_index: dict = {}
         if not hasattr(self, "encoder_"):
-            return [({}, []) for _ in xs]
+            return Routing(xs, ys)
         # encoded in the frame of the batch start, as predict_one's; then the labelled rows are learned
         z, frame = self.encoder_.transform_learn_many(xs, learn)
         if labelled:
@@ -207,8 +270,20 @@ class Mixture(base.Classifier, abc.ABC):
                 self._build()
             elif hasattr(self, "router_"):
                 self.router_.grow_inputs(self.encoder_.n_columns)
-        logits = self.router_.scores(z) if hasattr(self, "router_") else np.zeros((len(xs), 0), dtype=np.float32)
-        details, learned, masks = self._learn_batch(xs, ys, z, frame, logits)
+        return Routing(xs, ys, z, frame, getattr(self, "router_", None))
+
+    def finish_batch(self, routing: Routing, logits: np.ndarray | None) -> list[tuple[dict, list[int]]]:
+        """The second half of a batch method, given the logits of `routing.z` (columns past the router's outputs
+        are ignored): test-then-train over the batch (the router's training rows go to `observe`), or the
+        predictions."""
+        xs, ys, z = routing.xs, routing.ys, routing.z
+        if z is None:
+            return [({}, []) for _ in xs]
+        width = routing.router.n_outputs if routing.router is not None else 0
+        logits = logits[:, :width]
+        if ys is None:
+            return self._predict_routed(xs, z, logits)
+        details, learned, masks = self._learn_batch(xs, ys, z, routing.frame, logits)
         if len(learned):
             self.router_.observe(z[learned], np.pad(masks, ((0, 0), (0, self.router_.n_outputs - masks.shape[1]))))
         return details

@@ -174,8 +174,8 @@ def gradients(params: Layers, grads: Layers, z: torch.Tensor, mask: torch.Tensor
             torch.mm(d.t(), inputs[i], out=grads.weights[i])
             torch.sum(d, dim=0, out=grads.biases[i])
         else:
-            grads.weights[i].copy_(torch.bmm(d.transpose(1, 2), inputs[i]))
-            grads.biases[i].copy_(d.sum(dim=1))
+            torch.bmm(d.transpose(1, 2), inputs[i], out=grads.weights[i])
+            torch.sum(d, dim=1, out=grads.biases[i])
         if i:  # back through dropout and ReLU: a unit passed (input > 0, sign 1) with the kept units' scale
             d = (d @ layers[i][0]).mul_(inputs[i].sign())
             if keep is not None:
@@ -205,19 +205,28 @@ def _stacked_loss_gradient(logits: torch.Tensor, mask: torch.Tensor, balance_wei
     outputs (None: all), zero on the padding; statistics stay on the device (no synchronisation)."""
     members, rows, width = logits.shape
     if n_outputs is None:
-        n_outputs = torch.full((members,), width, device=logits.device)
-    valid = (torch.arange(width, device=logits.device) < n_outputs[:, None])[:, None, :]  # (D, 1, width)
-    n = n_outputs.to(logits.dtype)[:, None, None]
-    d = (torch.sigmoid(logits) - mask).div_(n * rows).mul_(valid)
-    if balance_weight > 0:  # as `_loss_gradient`'s, over each member's outputs; members with one output have none
-        gate = torch.softmax(logits.masked_fill(~valid, -math.inf), dim=2)
+        valid, n, below = None, float(width), float(max(width - 1, 1))
+    else:
+        valid = (torch.arange(width, device=logits.device) < n_outputs[:, None])[:, None, :]  # (D, 1, width)
+        n = n_outputs.to(logits.dtype)[:, None, None]
+        below = (n - 1).clamp_(min=1)
+    d = (torch.sigmoid(logits) - mask).div_(n * rows)  # of the mean binary cross-entropy
+    if valid is not None:
+        d.mul_(valid)
+    if balance_weight > 0 and (valid is not None or width > 1):  # members with one output have no balance term
+        gate = torch.softmax(logits if valid is None else logits.masked_fill(~valid, -math.inf), dim=2)
         importance = gate.mean(dim=1, keepdim=True)  # (D, 1, width)
         mean = importance.sum(dim=2, keepdim=True).div_(n)
-        centred = (importance - mean).mul_(valid)
-        below = (n - 1).clamp_(min=1)
+        centred = importance - mean
+        if valid is not None:
+            centred.mul_(valid)
         var = centred.square().sum(dim=2, keepdim=True).div_(below)
-        scale = (2 * balance_weight) / mean.square() * (n > 1)
-        d_importance = centred.mul_(scale / below).sub_((scale * var / (mean * n)).mul(valid))
+        scale = (2 * balance_weight) / mean.square()
+        spread = scale * var / (mean * n)
+        if valid is not None:
+            scale.mul_(n > 1)
+            spread = spread.mul_(n > 1) * valid
+        d_importance = centred.mul_(scale / below).sub_(spread)
         d.addcmul_(gate, d_importance - (gate * d_importance).sum(dim=2, keepdim=True), value=1 / rows)
     return d
 

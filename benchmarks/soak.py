@@ -7,7 +7,7 @@ Traffic, on an event topic and a label topic of `--partitions` partitions (a lab
 - unlabelled events whose label follows 0-10 s later, and some whose label comes first (up to 3 s before);
 - unlabelled events that never get a label;
 - malformed records of every kind the service must refuse (invalid JSON, tombstones, nesting deeper than the parser's
-  limit, a string in a numeric feature, which only the model rejects, a number beyond float range, an event time far
+  limit, a string in a numeric feature (no kinds declared), a number beyond float range, an event time far
   in the future, a repeated id, an oversized message).
 `stream-moe serve` runs as a subprocess and is SIGKILLed every 60-120 s (then restarted at once). At the end the
 producer stops, the service catches up and is stopped with SIGTERM, and the report counts: produced, predicted
@@ -46,7 +46,7 @@ MALFORMED = {  # kind the service gives -> a record of that kind (None: a tombst
     "invalid_json": lambda i: b'{"id": "m%d", "x": {"f1": 1.0,' % i,
     "tombstone": lambda i: None,
     "deep": lambda i: b'{"id": "m%d", "x": {"f1": ' % i + b"[" * 5000 + b"]" * 5000 + b', "f2": 1, "f3": 1}}',
-    "model_error": lambda i: json.dumps({"id": f"m{i}", "x": {"f1": "abc", "f2": 1.0, "f3": 1.0}, "y": 1}).encode(),
+    "wrong_type": lambda i: json.dumps({"id": f"m{i}", "x": {"f1": "abc", "f2": 1.0, "f3": 1.0}, "y": 1}).encode(),
     "beyond_float": lambda i: b'{"id": "m%d", "x": {"f1": 1' % i + b"0" * 400 + b', "f2": 1, "f3": 1}, "y": 0}',
     "bad_ts": lambda i: json.dumps({"id": f"m{i}", "ts": 1e300, "x": {"f1": 1.0, "f2": 1.0, "f3": 1.0}}).encode(),
     "oversized": lambda i: json.dumps({"id": f"m{i}", "x": {"f1": 1.0, "f2": 1.0, "f3": 1.0},

@@ -27,6 +27,7 @@ import typing
 
 from stream_moe.checkpoint import Checkpointer, DamagedCheckpoints
 from stream_moe.events import DeadLetter, Event, Prediction, Record
+from stream_moe.feature_kinds import FeatureKinds
 from stream_moe.joins import EarlyLabel, JoinLimits, Joins, Waiting
 from stream_moe.predictor import Predictor
 
@@ -74,6 +75,7 @@ class Shard:
                  journal_limit: int = 20_000):
         self.predictor = predictor
         self.joins = joins
+        self.kinds = FeatureKinds()
         self.positions: dict[tuple[str, int], int] = {}
         self.learned_ids = learned_ids
         self.journal_limit = journal_limit
@@ -87,6 +89,7 @@ class Shard:
             "model": self.predictor.model,
             "learned": self.predictor.learned,
             "joins": self.joins,
+            "kinds": self.kinds,
             "positions": dict(self.positions),
             "learned_ids": self.learned_ids,
         }
@@ -98,6 +101,7 @@ class Shard:
         self.predictor.model = state["model"]
         self.predictor.learned = state["learned"]
         self.joins = state["joins"]
+        self.kinds = state["kinds"]
         self.positions = dict(state["positions"])
         self.learned_ids = state["learned_ids"]
 
@@ -144,8 +148,9 @@ class Shard:
         """Join labels and events, predict and learn the events test-then-train in arrival order (a batch model
         routes them in one call), learn the labels of waiting events, then advance the positions past every record.
 
-        A record may be refused here: an event time more than `max_ts_ahead_s` ahead of `wall` (`bad_ts`), an event
-        id seen recently (`duplicate_id`), a label for an event already labelled or expired (`unknown_id`), a second
+        A record may be refused here: an event time more than `max_ts_ahead_s` ahead of `wall` (`bad_ts`), a feature
+        value of another kind than the feature's first (`wrong_type`, see `FeatureKinds`), an event id seen recently
+        (`duplicate_id`), a label for an event already labelled or expired (`unknown_id`), a second
         label waiting for the same event (`duplicate_label`). Labels that waited for their event and never joined it
         become dead letters too (`LABEL_DROPS`)."""
         j, out = self.joins, Outcome()
@@ -160,6 +165,9 @@ class Shard:
                 out.letters.append(refused(record, f"event time {event.ts!r} is more than {j.max_ts_ahead_s:g} s "
                                            "ahead of processing time", "bad_ts"))
             elif event.x is not None:
+                if (why := self.kinds.refusal(event.x)) is not None:
+                    out.letters.append(refused(record, why, "wrong_type"))
+                    continue
                 if not j.recent.add(event.id):
                     out.letters.append(refused(record, f"event id {event.id!r} was seen already", "duplicate_id"))
                     continue

@@ -166,14 +166,14 @@ def test_a_model_that_raises_leaves_no_trace_and_its_event_becomes_a_dead_letter
     assert fragile.get(0).predictor.model.predict_proba_one(probe) == reference.get(0).predictor.model.predict_proba_one(probe)
 
 
-def test_the_default_model_survives_a_string_in_a_numeric_feature():
+def test_a_string_in_a_numeric_feature_is_refused_before_the_model():
     events = valid_events(2000, labelled=True)
     for at in (50, 700, 1500):
         events[at]["x"]["f2"] = "abc"
     shards = Shards(lambda: Predictor(build_model("driftmoe-data", seed=1), "driftmoe-data"))
     stats, predictions, letters = run_loop(as_records(events), shards, batch_size=32)
-    assert [(d.kind, d.position.offset) for d in letters] == [("model_error", at) for at in (50, 700, 1500)]
-    assert "could not convert string to float" in letters[0].reason and len(predictions) == 1997
+    assert [(d.kind, d.position.offset) for d in letters] == [("wrong_type", at) for at in (50, 700, 1500)]
+    assert letters[0].reason == "feature 'f2' is numeric, got 'abc'" and len(predictions) == 1997
     accuracy = sum(p.y_pred == e["y"] for p, e in zip(predictions, [e for e in events if e["x"]["f2"] != "abc"]))
     assert accuracy / len(predictions) > 0.85  # the stream is learnable: the poison did not break the model
 

@@ -179,14 +179,21 @@ def make_producer(bootstrap_servers: str, client: dict | None = None) -> Produce
     return ProducerProcess(bootstrap_servers, {"linger_ms": 5, **client_options(client or {}, "producer")})
 
 
+class PredictionsUndelivered(RuntimeError):
+    """Predictions the broker did not take: the service must not checkpoint past their records."""
+
+
 class KafkaPredictionSink:
-    """Predictions as JSON to a topic, keyed by the event's key (else its id); `flush` waits for delivery."""
+    """Predictions as JSON to a topic, keyed by the event's key (else its id). `flush` waits for delivery and raises
+    `PredictionsUndelivered` if any failed, so that the service stops before a checkpoint skips their records: a
+    restart predicts them again from the last checkpoint."""
 
     def __init__(self, producer: ProducerProcess, topic: str, model_name: str, model_version: str):
         self.producer = producer
         self.topic = topic
         self.model_name = model_name
         self.model_version = model_version
+        self._failed = 0
 
     def write(self, predictions: list[Prediction]) -> None:
         name, version = self.model_name, self.model_version
@@ -194,6 +201,11 @@ class KafkaPredictionSink:
 
     def flush(self) -> None:
         self.producer.flush()
+        failed = self.producer.failed.get(self.topic, 0)
+        if failed > self._failed:
+            lost, self._failed = failed - self._failed, failed
+            raise PredictionsUndelivered(f"{lost} predictions were not delivered to {self.topic!r}; stopping before "
+                                         "a checkpoint, so that a restart predicts their records again")
 
     def close(self) -> None:
         self.producer.close()

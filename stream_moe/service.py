@@ -71,6 +71,7 @@ class Service:
         self.flushables = [s for s in (*loop.sinks, *loop.dead_letters) if hasattr(s, "flush")]
         self.started = False
         self.stopping = False
+        self.failed = False
         self._deadline: threading.Timer | None = None
         self._heartbeat = time.monotonic()
         self._last_checkpoint = time.monotonic()
@@ -100,6 +101,9 @@ class Service:
         try:
             stats = self.loop.run(on_batch=self._after_batch)
             self.checkpoint()
+        except BaseException:
+            self.failed = True  # no checkpoint from here on: the last one is where a restart resumes
+            raise
         finally:
             self.loop.source.close()
             for sink in (*self.loop.sinks, *self.loop.dead_letters):
@@ -161,7 +165,11 @@ class Service:
         log.info("partitions assigned", extra={"partitions": partitions, "resume_at": readable(self.shards.positions())})
 
     def _revoked(self, partitions: list[int]) -> dict:
-        """Checkpoint the revoked shards and let them go; the source commits the positions returned."""
+        """Checkpoint the revoked shards and let them go; the source commits the positions returned. After a failure
+        nothing is checkpointed: the next owner resumes from the last checkpoint."""
+        if self.failed:
+            self.shards.drop(partitions)
+            return {}
         positions = self.checkpoint(partitions, commit=False)
         self.shards.drop(partitions)
         log.info("partitions revoked", extra={"partitions": partitions})

@@ -249,6 +249,19 @@ def test_labels_ahead_of_their_events_are_learned_exactly_once_across_sigkills(b
     assert letters == []
 
 
+def test_predictions_the_broker_refuses_stop_the_service_before_a_checkpoint(broker, tmp_path):
+    """Predictions are at-least-once: if the producer cannot deliver them, the service exits without checkpointing
+    past their records, and a restart predicts them again."""
+    topics = fresh_topics(broker, 1, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, client={"max_request_size": 120})
+    produce(broker, topics["events"], events(0, 50))
+    service = start_serve(config, tmp_path / "serve.log")
+    assert service.wait(120) == 1
+    log = (tmp_path / "serve.log").read_text()
+    assert "predictions were not delivered" in log and "Traceback" not in log
+    assert not list((tmp_path / "checkpoints").glob("shard-*/checkpoint-*"))
+
+
 def test_topics_with_different_partition_counts_are_refused_at_start(broker):
     """Labels must reach the shard (partition number) that holds their events: a label topic partitioned otherwise
     than the events is refused with a clear error instead of dead-lettering its labels as unknown ids."""

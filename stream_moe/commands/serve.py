@@ -70,20 +70,20 @@ def settings_help() -> str:
     return "\n".join(lines)
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "serve",
-        help="run the service: consume events, predict, learn from labels, publish predictions",
-        description="Consume JSON events (Kafka, or an embedded demo stream), predict each, learn test-then-train, "
-        "publish predictions and dead letters; checkpoint atomically and commit offsets only after a checkpoint.",
-        epilog=EPILOG + "\n" + settings_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", type=pathlib.Path, help="settings file (YAML or TOML)")
+def register(p: argparse.ArgumentParser) -> None:
+    from stream_moe.commands.arguments import existing_file, port
+
+    p.description = ("Consume JSON events (Kafka, or an embedded demo stream), predict each, learn test-then-train, "
+                     "publish predictions and dead letters; checkpoint atomically and commit offsets only after a "
+                     "checkpoint.")
+    p.epilog = EPILOG + "\n" + settings_help()
+    p.add_argument("--config", type=existing_file, help="settings file (YAML or TOML)")
     p.add_argument("--model", choices=[*MODELS, *FORECASTERS],
                    help="model of every shard (default: the settings' model.name); a forecaster serves link loads")
-    p.add_argument("--http-port", type=int, help="port of /metrics, /healthz, /readyz (0: any free port)")
-    p.add_argument("--checkpoint-dir", help="checkpoint directory (shared by all replicas)")
+    p.add_argument("--http-port", type=port, help="port of /metrics, /healthz, /readyz, 0 for any free port "
+                   "(default: the settings' serve.http_port)")
+    p.add_argument("--checkpoint-dir", help="checkpoint directory, shared by all replicas (default: the settings' "
+                   "serve.checkpoint_dir)")
     p.set_defaults(func=run)
 
 
@@ -162,7 +162,7 @@ def build_service(settings: Settings) -> Service:
         producer = make_producer(k.bootstrap_servers, k.client)
         sinks = [KafkaPredictionSink(producer, k.prediction_topic, m.name, "0")] if k.prediction_topic else []
         # a letter must also fit the producer's requests, with room for the record's framing
-        letter_bytes = min(serve.dead_letter_max_bytes, k.client.get("max_request_size", 1_048_576) - 1024)
+        letter_bytes = min(serve.dead_letter_max_bytes, max(1024, k.client.get("max_request_size", 1_048_576) - 1024))
         dead_letters = [KafkaDeadLetterSink(producer, k.dead_letter_topic, letter_bytes)] if k.dead_letter_topic else []
     evaluator = PrequentialEvaluator(window=settings.evaluation.window, record_every=10**12)
     loop = EventLoop(
@@ -174,12 +174,28 @@ def build_service(settings: Settings) -> Service:
 
 
 def run(args) -> int:
+    from connectors.kafka import check_reachable
+    from stream_moe.errors import UsageError
+    from stream_moe.params import ParamError, check_params
+
     use_json_logs(logging.getLogger().level)
     settings = load_settings(args.config)
     overrides = {"http_port": args.http_port, "checkpoint_dir": args.checkpoint_dir}
     settings.serve = settings.serve.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     if args.model:
         settings.model = settings.model.model_copy(update={"name": args.model})
+    m = settings.model
+    if m.name not in MODELS and m.name not in FORECASTERS:
+        raise UsageError("--model", f"unknown model {m.name!r} (settings model.name); known: "
+                         f"{', '.join([*MODELS, *FORECASTERS])}")
+    if m.name in MODELS:
+        spec = MODELS[m.name]
+        try:
+            check_params(spec.signature_of or spec.factory, m.params, m.name)
+        except ParamError as err:
+            raise UsageError("--config", f"settings model.params: {err}") from None
+    if settings.serve.kafka is not None:
+        check_reachable(settings.serve.kafka.bootstrap_servers)
     service = build_service(settings)
     ops = OpsServer(settings.serve.http_host, settings.serve.http_port, service.metrics.registry, service.healthy,
                     service.ready).start()

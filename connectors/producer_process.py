@@ -34,11 +34,12 @@ def _produce(inbox: Connection, outbox: Connection) -> None:
 
     bootstrap_servers, options = inbox.recv()
     failed: dict[str, int] = {}
+    since_flush: dict[str, tuple[int, BaseException]] = {}  # failures since the last flush, and the last error
 
     def lost(topic: str):
         def errback(err) -> None:
             failed[topic] = failed.get(topic, 0) + 1
-            log.error("message to %s not delivered: %r", topic, err)
+            since_flush[topic] = (since_flush.get(topic, (0, err))[0] + 1, err)
         return errback
 
     try:
@@ -60,6 +61,9 @@ def _produce(inbox: Connection, outbox: Connection) -> None:
                         on_error(err)
             elif command == "flush":
                 producer.flush()
+                for topic, (count, err) in list(since_flush.items()):  # a line per topic, however many failed
+                    log.error("%d messages to %s not delivered since the last flush; the last: %r", count, topic, err)
+                since_flush.clear()
                 outbox.send(("flushed", dict(failed)))
             else:
                 break

@@ -106,9 +106,9 @@ class Shard:
         self.learned_ids = state["learned_ids"]
 
     # snapshots and recovery
-    def snapshot(self, payload: bytes | None = None) -> bytes:
-        """Take the current state (its pickle, when the caller has one) as the point to restore from."""
-        self._snapshot = pickle.dumps(self.state(), protocol=pickle.HIGHEST_PROTOCOL) if payload is None else payload
+    def snapshot(self) -> bytes:
+        """Take the current state as the point to restore from; return its pickle (what a checkpoint saves)."""
+        self._snapshot = pickle.dumps(self.state(), protocol=pickle.HIGHEST_PROTOCOL)
         self._journal, self._journaled = [], 0
         return self._snapshot
 

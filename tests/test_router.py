@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from stream_moe.models import router as router_module
 from stream_moe.models.router import Layers, Router
 
 
@@ -186,3 +187,45 @@ def test_same_seed_same_router():
         r.observe(z, mask_of(z)[:, :2])
     assert np.array_equal(a.scores(z), b.scores(z))
     assert not np.array_equal(a.scores(z), c.scores(z))
+
+
+def test_stacked_passes_and_adam_steps_are_each_routers_own():
+    """`gradients` and `adam_step` over stacked routers (one batch each, outputs padded to the widest) give every
+    member what its own flat buffers give: the gradients to float rounding, Adam's arithmetic bit for bit."""
+    rng = np.random.default_rng(7)
+    shapes, hidden, rows = [(3, 4), (3, 2), (3, 1)], (8, 6), 16
+    routers = [in_double(Router(n_in, n_out, hidden=hidden, dropout=0.3, balance_weight=0.5, seed=s, device="cpu"))
+               for s, (n_in, n_out) in enumerate(shapes)]
+    sizes = [3, *hidden, 4]
+    stacked = Layers(sizes, torch.zeros(len(routers), Layers.size_of(sizes), dtype=torch.float64))
+    for i, router in enumerate(routers):  # each router's parameters into its row, its outputs first
+        for mine, row in zip(tensors(router.params), tensors(stacked)):
+            row[i][tuple(slice(0, n) for n in mine.shape)] = mine
+    z = torch.from_numpy(rng.normal(size=(len(routers), rows, 3)))
+    mask = torch.from_numpy((rng.random((len(routers), rows, 4)) < 0.4).astype(float))
+    keep = torch.from_numpy((rng.random((len(routers), rows, sum(hidden))) >= 0.3) / 0.7)
+    grads = stacked.zeros_like()
+    router_module.gradients(stacked, grads, z, mask, keep, 0.3, 0.5, torch.tensor([n for _, n in shapes]))
+    for i, (router, (_, n_out)) in enumerate(zip(routers, shapes)):
+        router._gradients(z[i], mask[i, :, :n_out], keep[i])
+        for mine, row in zip(tensors(router.grads), tensors(grads)):
+            padded = torch.zeros_like(row[i])
+            padded[tuple(slice(0, n) for n in mine.shape)] = mine
+            torch.testing.assert_close(row[i], padded, rtol=1e-9, atol=1e-12)  # on the padding: exactly zero
+    # Adam, float32: members at different steps, one of them flushing its moments
+    flat = [torch.from_numpy(rng.normal(size=(3, 50)).astype(np.float32)) for _ in range(3)]
+    flat[2] = flat[2].abs()  # second moments
+    flat[1][:, :5] = flat[2][:, 5:10] = 1e-35  # moments below TINY
+    steps = [1, 16, 37]
+    alone = [[t[i].clone() for t in flat] for i in range(3)]
+    grad = torch.from_numpy(rng.normal(size=(3, 50)).astype(np.float32))
+    grad[:, :10] = 0.0  # parameters without gradient, whose moments only decay
+    scalars = np.array([router_module.adam_scalars(k, 0.01) for k in steps], dtype=np.float32)
+    router_module.adam_step(flat[0], grad, flat[1], flat[2], torch.from_numpy(scalars[:, :1]),
+                            torch.from_numpy(scalars[:, 1:]), torch.tensor([[k % 16 == 0] for k in steps]))
+    for i, k in enumerate(steps):
+        router_module.adam_step(alone[i][0], grad[i], alone[i][1], alone[i][2], *router_module.adam_scalars(k, 0.01),
+                                k % 16 == 0)
+        for mine, theirs in zip(alone[i], flat):
+            assert torch.equal(mine, theirs[i])
+    assert (flat[1][1, :5] == 0).all() and (flat[1][0, :5] != 0).all()  # only the member at step 16 flushed

@@ -41,7 +41,8 @@ class DriftMoEData(Mixture):
       own (see `Mixture`); `warning_detector` gives the warning level to detectors without one (ADWIN, KSWIN,
       Page-Hinkley), as ARF does. The default ADWINs report a change only when the error rose (`rises_only`): river's
       two-sided ADWIN also calls an expert's improvement a drift and replaces it by a younger one: on a stationary
-      5-class RandomRBF stream the default replaces experts once in 15,000 instances, two-sided ADWINs 98 times
+      5-class RandomRBF stream of 15,000 instances two-sided ADWINs replace experts about a hundred times, the
+      default a few times, and the default is more accurate for it
       (`test_experts_learning_a_stationary_concept_are_not_replaced_as_they_improve`).
     - Diversity: online bagging (`bagging_lambda`, see `Mixture`), and `subspace`, a random share of the features per
       expert (a new draw when an expert is replaced).

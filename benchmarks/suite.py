@@ -1,35 +1,61 @@
-"""Benchmark suite: models x streams x seeds through the replay loop; a markdown table and a results file.
+"""Benchmark suite: models x streams x seeds through the replay loop, each run appended to a results file.
 
-    python benchmarks/suite.py --streams elec,sea_a --models driftmoe-data,arf:10 --n 200000 --seeds 1,2
+    python benchmarks/suite.py --streams elec,sea_a --models driftmoe-data,arf:10 --n 50000 --seeds 1,2 \\
+        --out benchmarks/results/accuracy.jsonl
+    python benchmarks/suite.py --streams sea_g,elec --models "driftmoe-data;arf:10" --n 20000 --rounds 3 \\
+        --out benchmarks/results/speed.jsonl
+    python benchmarks/suite.py forecast --scenarios euro28-drastic --models cfc,persistence --seeds 3 \\
+        --out benchmarks/results/forecast.jsonl
 
-A model is `name[:size][:param=value,...]`, e.g. `arf:10` or `driftmoe-data::prediction='mixture',router_batch=32`.
-Each finished run is appended to `<out>/runs.jsonl` at once (a long suite that is interrupted keeps what it did, and a
-rerun skips the runs already there); the table is printed and written to `<out>/table.md` at the end, with a plot of
-the pool size over time for every run whose pool was expanded or pruned. Streams whose data file is absent are
-skipped with the reason.
+A model is `name[:size][:param=value,...]`, e.g. `arf:10` or `driftmoe-data::prediction='mixture',router_batch=32`
+(`;`-separated in `--models` when a spec holds commas). `moa-arf:N` and `moa-ht` are MOA's adaptive random forest and
+Hoeffding tree run by CapyMOA in its own environment (`--moa-python`), on the same instances written to an ARFF file,
+in MOA's own prequential loop.
+
+Every run is one JSON line with its metrics, the command that made it, the machine, the load average before and after
+it and the date, appended as soon as it ends: an interrupted suite keeps what it did, and a rerun skips the runs that
+are already in the file. With `--rounds R` (R > 1) the models of a stream and seed are run R times, the order reversed
+every other round, after an untimed warm-up of each on the stream's first instances; each run keeps its rounds'
+speeds, so speed ratios can be taken within a round and their median reported (`benchmarks/tables.py` does).
+
+The markdown tables of the docs are written from these files by `benchmarks/tables.py`; this script prints a summary
+table of what it ran, and with `--plots DIR` the pool size over time of every run whose pool was expanded or pruned.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import datetime
 import json
+import os
 import pathlib
+import platform
+import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
+import typing
 
-import torch
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from connectors import generators
-from connectors.benchmarks import StreamUnavailable, open_stream
-from stream_moe.config import load_settings
-from stream_moe.models.registry import build_model
-from stream_moe.plots import plot_pool_size
-from stream_moe.predictor import Predictor
-from stream_moe.replay import ReplayOptions, replay
+import torch  # noqa: E402
 
-DEFAULT_STREAMS = "elec,sea_a,sea_g,led_a,led_g,rbf_m,rbf_f,airlines,covtype"
+from connectors import generators  # noqa: E402
+from connectors.benchmarks import StreamUnavailable, open_stream  # noqa: E402
+from stream_moe.config import load_settings  # noqa: E402
+from stream_moe.models.registry import build_model  # noqa: E402
+from stream_moe.plots import plot_pool_size  # noqa: E402
+from stream_moe.predictor import Predictor  # noqa: E402
+from stream_moe.replay import ReplayOptions, replay  # noqa: E402
+
+DEFAULT_STREAMS = "elec,weather,sea_a,sea_g,led_a,led_g,rbf_m,rbf_f"
 DEFAULT_MODELS = "driftmoe-data,driftmoe-task,hoeffding-tree,arf:10"
+MOA_MODELS = {"moa-arf": "AdaptiveRandomForestClassifier", "moa-ht": "HoeffdingTree"}
+WARMUP = 1000  # instances of the untimed warm-up run of each model before timed rounds
 
 
 def parse_model(spec: str) -> tuple[str, int | None, dict]:
@@ -47,7 +73,119 @@ def parse_model(spec: str) -> tuple[str, int | None, dict]:
     return name, int(size_text) if size_text else None, params
 
 
-def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, batch_size: int) -> dict:
+def split_models(text: str) -> list[str]:
+    return [m for m in (text.split(";") if ";" in text else text.split(",")) if m]
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = platform.processor()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "system": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def load() -> list[float]:
+    """The 1, 5 and 15-minute load averages."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def provenance(command: str) -> dict:
+    return {"command": command, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine()}
+
+
+def _arff_value(value, nominal: bool) -> str:
+    if value is None:
+        return "?"
+    if nominal:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return repr(float(value))
+
+
+def write_arff(stream_name: str, n: int | None, seed: int, data_dirs, path: pathlib.Path) -> int:
+    """The instances the replay loop would see, as an ARFF file (numbers numeric, anything else nominal; a feature an
+    event lacks is missing). Returns the instance count."""
+    opened = open_stream(stream_name, n=n, seed=seed, data_dirs=data_dirs)
+    events = [e for batch in opened.source.batches(1000) for e in map(opened.decoder.decode, batch)]
+    opened.source.close()
+    names: dict = {}
+    for e in events:
+        for k, v in e.x.items():
+            kind = names.setdefault(k, set())
+            if v is not None:
+                kind.add(isinstance(v, (int, float)) and not isinstance(v, bool))
+    nominal = {k: kinds != {True} for k, kinds in names.items()}
+    values = {k: sorted({str(e.x[k]) for e in events if e.x.get(k) is not None}) for k in names if nominal[k]}
+    classes = sorted({str(e.y) for e in events})
+    with open(path, "w") as f:
+        f.write(f"@relation {stream_name}\n")
+        for i, k in enumerate(names):
+            kind = "{" + ",".join(_arff_value(v, True) for v in values[k]) + "}" if nominal[k] else "numeric"
+            f.write(f"@attribute f{i} {kind}\n")
+        f.write("@attribute class {" + ",".join(_arff_value(c, True) for c in classes) + "}\n@data\n")
+        for e in events:
+            row = [_arff_value(e.x.get(k), nominal[k]) for k in names]
+            f.write(",".join(row + [_arff_value(e.y, True)]) + "\n")
+    return len(events)
+
+
+MOA_SCRIPT = """
+import json, sys, time
+from capymoa.stream import ARFFStream
+from capymoa.evaluation import prequential_evaluation
+import capymoa.classifier as classifiers
+path, learner_name, size, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+stream = ARFFStream(path)
+kwargs = {"schema": stream.get_schema(), "random_seed": seed}
+if size:
+    kwargs["ensemble_size"] = size
+learner = getattr(classifiers, learner_name)(**kwargs)
+start = time.perf_counter()
+result = prequential_evaluation(stream=stream, learner=learner, window_size=1000)
+seconds = time.perf_counter() - start
+m = result.cumulative.metrics_dict()
+print(json.dumps({"n": int(m["instances"]), "accuracy": m["accuracy"] / 100, "kappa": m["kappa"] / 100,
+                  "kappa_m": m["kappa_m"] / 100, "kappa_t": m["kappa_t"] / 100, "seconds": seconds,
+                  "instances_per_s": m["instances"] / seconds, "capymoa": __import__("capymoa").__version__}))
+"""
+
+
+def run_moa(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, moa_python: str | None,
+            arff_cache: dict) -> dict:
+    """A MOA learner through CapyMOA, in a separate interpreter (its own environment: a JVM and its packages)."""
+    if not moa_python:
+        raise RuntimeError(f"{spec} needs --moa-python: an interpreter with capymoa installed")
+    name, size, params = parse_model(spec)
+    if params:
+        raise ValueError(f"{spec}: MOA models take a size only")
+    key = (stream_name, n, seed)
+    if key not in arff_cache:
+        path = pathlib.Path(tempfile.mkdtemp(prefix="suite-moa-")) / f"{stream_name}.arff"
+        write_arff(stream_name, n, seed, data_dirs, path)
+        arff_cache[key] = path
+    out = subprocess.run([moa_python, "-c", MOA_SCRIPT, str(arff_cache[key]), MOA_MODELS[name], str(size or 0),
+                          str(seed)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, batch_size: int,
+            moa_python: str | None = None, arff_cache: dict | None = None) -> dict:
+    name = parse_model(spec)[0]
+    if name in MOA_MODELS:
+        report = run_moa(stream_name, spec, n, seed, data_dirs, moa_python, {} if arff_cache is None else arff_cache)
+        return {**report, "stream": stream_name, "model": spec, "seed": seed, "n_requested": n}
     name, size, params = parse_model(spec)
     stream = open_stream(stream_name, n=n, seed=seed, data_dirs=data_dirs)
     model = build_model(name, size=size, seed=seed, params=params)
@@ -55,39 +193,49 @@ def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, ba
     return {**report, "stream": stream_name, "model": spec, "seed": seed, "n_requested": n}
 
 
-def table(runs: list[dict], models: list[str], streams: list[str]) -> str:
-    """Accuracy, kappa-M and instances/s per stream and model, averaged over seeds (with the spread when several);
-    the pool size at the end and at most, drifts detected and expansions, of the first seed's run."""
+def timed(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff_cache) -> dict:
+    before = load()
+    run = run_one(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff_cache)
+    run["load_before"], run["load_after"] = before, load()
+    return run
 
-    def cell(values: list[float], digits: int) -> str:
-        if not values:
-            return "-"
-        mean = statistics.fmean(values)
-        spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
-        return f"{mean:.{digits}f}{spread}"
 
-    def experts(run: dict) -> str:
-        adaptation = run.get("adaptation")
-        if not adaptation:
-            return "-"
-        return (
-            f"{adaptation['final_experts']}/{adaptation['max_experts']} "
-            f"({adaptation['drifts']} drifts, {adaptation['expansions']} expansions)"
-        )
+def run_group(stream: str, seed: int, models: list[str], args, data_dirs, arff_cache) -> typing.Iterator[dict]:
+    """The models on one stream and seed: once each (each run yielded as it ends), or `args.rounds` alternating
+    rounds after a warm-up (the runs yielded when the last round ends)."""
+    if args.rounds <= 1:
+        for m in models:
+            yield timed(stream, m, args.n, seed, data_dirs, args.batch_size, args.moa_python, arff_cache)
+        return
+    warm_n = WARMUP if args.n is None else min(WARMUP, args.n)
+    for m in models:
+        if parse_model(m)[0] not in MOA_MODELS:
+            run_one(stream, m, warm_n, seed, data_dirs, args.batch_size)
+    rounds: dict[str, list[dict]] = {m: [] for m in models}
+    for r in range(args.rounds):
+        for m in models if r % 2 == 0 else models[::-1]:
+            rounds[m].append(timed(stream, m, args.n, seed, data_dirs, args.batch_size, args.moa_python, arff_cache))
+    for m in models:
+        first = rounds[m][0]
+        first["rounds"] = [{"round": i, "accuracy": run["accuracy"], "seconds": run["seconds"],
+                            "instances_per_s": run["instances_per_s"],
+                            "model_instances_per_s": run.get("model_instances_per_s"),
+                            "load_before": run["load_before"], "load_after": run["load_after"]}
+                           for i, run in enumerate(rounds[m])]
+        first["instances_per_s"] = statistics.median(x["instances_per_s"] for x in first["rounds"])
+        yield first
 
-    lines = [
-        "| stream | model | n | accuracy (%) | kappa-M (%) | instances/s | experts final/max |",
-        "|---|---|---|---|---|---|---|",
-    ]
+
+def summary(runs: list[dict], models: list[str], streams: list[str]) -> str:
+    """Accuracy, kappa-M and instances/s per stream and model, averaged over seeds."""
+    lines = ["| stream | model | n | seeds | accuracy (%) | kappa-M (%) | instances/s |", "|---|---|---|---|---|---|---|"]
     for stream in streams:
         for model in models:
             mine = [r for r in runs if r["stream"] == stream and r["model"] == model]
-            if not mine:
-                continue
-            lines.append(
-                f"| {stream} | {model} | {mine[0]['n']:,} | {cell([100 * r['accuracy'] for r in mine], 2)} | "
-                f"{cell([100 * r['kappa_m'] for r in mine], 2)} | {cell([r['instances_per_s'] for r in mine], 0)} | {experts(mine[0])} |"
-            )
+            if mine:
+                mean = lambda key, scale=1: statistics.fmean(scale * r[key] for r in mine)  # noqa: E731
+                lines.append(f"| {stream} | {model} | {mine[0]['n']:,} | {len(mine)} | {mean('accuracy', 100):.2f} | "
+                             f"{mean('kappa_m', 100):.2f} | {mean('instances_per_s'):,.0f} |")
     return "\n".join(lines)
 
 
@@ -96,6 +244,7 @@ def plot_pool_sizes(runs: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
     marked: `<out>/pool_size_<stream>_<model>_<seed>.png` (the model spec made file-safe). (MoE-Task's pool grows
     with the classes as they appear: that is not adaptation, and gets no plot.)"""
     paths = []
+    out.mkdir(parents=True, exist_ok=True)
     for run in runs:
         adaptation = run.get("adaptation") or {}
         if not (adaptation.get("expansions") or adaptation.get("prunes")):
@@ -111,51 +260,102 @@ def plot_pool_sizes(runs: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def read_runs(path: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def append(path: pathlib.Path, run: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(run, default=str) + "\n")
+
+
+def classify(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="suite.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", default=DEFAULT_STREAMS)
     parser.add_argument("--models", default=DEFAULT_MODELS, help="';'-separated when a spec holds commas")
-    parser.add_argument("--n", type=int, default=200_000, help="instances per synthetic stream (files: whole)")
+    parser.add_argument("--n", type=int, default=50_000, help="instances per synthetic stream (files: whole)")
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/suite"))
+    parser.add_argument("--rounds", type=int, default=1, help="timed rounds per model, alternating the order")
+    parser.add_argument("--moa-python", default=os.environ.get("MOA_PYTHON"),
+                        help="interpreter with capymoa installed, for moa-* models (default: $MOA_PYTHON)")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/suite.jsonl"),
+                        help="results file (JSON lines), appended to")
+    parser.add_argument("--plots", type=pathlib.Path, help="directory for pool-size plots of growing pools")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     streams = args.streams.split(",")
-    models = [m for m in (args.models.split(";") if ";" in args.models else args.models.split(",")) if m]
+    models = split_models(args.models)
     seeds = [int(s) for s in args.seeds.split(",")]
     data_dirs = load_settings().data_dirs
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = args.out / "runs.jsonl"
-    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs = read_runs(args.out)
     done = {(r["stream"], r["model"], r["seed"], r["n_requested"]) for r in runs}
+    meta = provenance(shlex.join(["python", "benchmarks/suite.py", *argv]))
+    arff_cache: dict = {}
 
     for stream in streams:
         for seed in seeds:
-            for model in models:
-                if (stream, model, seed, args.n) in done:
-                    continue
-                try:
-                    run = run_one(stream, model, args.n, seed, data_dirs, args.batch_size)
-                except StreamUnavailable as err:
-                    print(f"skipped {stream}: {err}", file=sys.stderr)
-                    break
-                runs.append(run)
-                with open(log, "a") as f:
-                    f.write(json.dumps(run, default=str) + "\n")
-                print(
-                    f"{stream} {model} seed {seed}: {100 * run['accuracy']:.2f}% kappa-M {100 * run['kappa_m']:.2f} "
-                    f"{run['instances_per_s']:.0f}/s",
-                    flush=True,
-                )
+            todo = [m for m in models if (stream, m, seed, args.n) not in done]
+            if not todo:
+                continue
+            try:
+                for run in run_group(stream, seed, todo, args, data_dirs, arff_cache):
+                    run.update(meta, rounds_requested=args.rounds)
+                    runs.append(run)
+                    append(args.out, run)
+                    print(f"{stream} {run['model']} seed {seed}: {100 * run['accuracy']:.2f}% kappa-M "
+                          f"{100 * run['kappa_m']:.2f} {run['instances_per_s']:.0f}/s (load {run['load_before'][0]})",
+                          flush=True)
+            except StreamUnavailable as err:
+                print(f"skipped {stream}: {err}", file=sys.stderr)
+                break
     mine = [r for r in runs if r["n_requested"] == args.n and r["stream"] in streams and r["model"] in models]
-    text = table(mine, models, streams)
-    (args.out / "table.md").write_text(text + "\n")
-    print(text)
-    for path in plot_pool_sizes(mine, args.out):
-        print(f"wrote {path}")
+    print(summary(mine, models, streams))
+    if args.plots:
+        for path in plot_pool_sizes(mine, args.plots):
+            print(f"wrote {path}")
     return 0
+
+
+def forecast_main(argv: list[str]) -> int:
+    """Failure scenarios x forecasters x seeds through the walk-forward backtest (`benchmarks/forecast_suite.py`'s
+    runs), each run appended to the results file with its provenance."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import forecast_suite  # noqa: PLC0415
+    from connectors.network.scenario import BUILTIN  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="suite.py forecast")
+    parser.add_argument("--scenarios", default=",".join(BUILTIN))
+    parser.add_argument("--models", default="cfc,mlp-retrained,persistence,seasonal,snarimax")
+    parser.add_argument("--seeds", default="3,4,5", help="seeds 0-2 chose the liquid network's inputs; report others")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/forecast.jsonl"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["scenario"], r["model"], r["seed"]) for r in read_runs(args.out)}
+    meta = provenance(shlex.join(["python", "benchmarks/suite.py", "forecast", *argv]))
+    for scenario in args.scenarios.split(","):
+        for model in args.models.split(","):
+            for seed in map(int, args.seeds.split(",")):
+                if (scenario, model, seed) in done:
+                    continue
+                before = load()
+                run = forecast_suite.run_one(scenario, model, seed)
+                run.update(meta, load_before=before, load_after=load())
+                append(args.out, run)
+                print(f"{scenario} {model} seed {seed}: RMSE {run['rmse']:.3f}, {run['ms_per_step']:.2f} ms/step",
+                      flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["forecast"]:
+        return forecast_main(argv[1:])
+    return classify(argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The benchmark suite script: runs, its results file, the table, the pool-size plots, and a rerun that skips."""
+"""The benchmark suite script: runs and their provenance in a results file, side-by-side rounds, the pool-size plots,
+a rerun that skips what is done, and the ARFF copy of a stream that MOA's learners read."""
 
 from __future__ import annotations
 
@@ -18,22 +19,58 @@ def load_suite():
     return module
 
 
-def test_suite_writes_runs_table_and_the_plot_of_a_growing_pool(tmp_path):
+def runs_of(path: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_suite_writes_runs_with_provenance_and_the_plot_of_a_growing_pool(tmp_path):
     suite = load_suite()
     growing = "driftmoe-data::n_experts=1,top_k=1,expansion=True,drift_detector=None,expansion_cooldown=500"
     task = "driftmoe-task::experts='fast'"
-    args = ["--streams", "recur4", "--n", "12000", "--models", f"{growing};hoeffding-tree;{task}", "--out", str(tmp_path)]
+    out = tmp_path / "runs.jsonl"
+    args = ["--streams", "recur4", "--n", "12000", "--models", f"{growing};hoeffding-tree;{task}", "--out", str(out),
+            "--plots", str(tmp_path / "plots")]
     assert suite.main(args) == 0
-    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    runs = runs_of(out)
     assert [r["model"] for r in runs] == [growing, "hoeffding-tree", task] and all(r["n"] == 12000 for r in runs)
     assert runs[0]["adaptation"]["expansions"] >= 1
-    table = (tmp_path / "table.md").read_text()
-    assert table.count("| recur4 |") == 3
-    plots = list(tmp_path.glob("pool_size_recur4_*.png"))
+    for run in runs:
+        assert run["command"].startswith("python benchmarks/suite.py --streams recur4")
+        assert run["machine"]["cores"] >= 1 and len(run["load_before"]) == 3 and run["date"]
+    plots = list((tmp_path / "plots").glob("pool_size_recur4_*.png"))
     # the tree has no pool, MoE-Task's grew only with the classes: one plot
     assert len(plots) == 1 and plots[0].name.startswith("pool_size_recur4_driftmoe_data") and plots[0].stat().st_size
     assert suite.main(args) == 0  # everything done: nothing runs again
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 3
+    assert len(runs_of(out)) == 3
+
+
+def test_rounds_alternate_and_keep_every_rounds_speed(tmp_path, monkeypatch):
+    suite = load_suite()
+    order = []
+
+    def fake_run(stream, spec, n, seed, data_dirs, batch_size, moa_python=None, arff_cache=None):
+        order.append((spec, n))
+        return {"stream": stream, "model": spec, "seed": seed, "n_requested": n, "n": n, "accuracy": 0.5,
+                "kappa_m": 0.1, "seconds": 1.0, "instances_per_s": {"a": 100.0, "b": 10.0}[spec] * (1 + len(order))}
+
+    monkeypatch.setattr(suite, "run_one", fake_run)
+    out = tmp_path / "speed.jsonl"
+    assert suite.main(["--streams", "sea_a", "--n", "5000", "--models", "a;b", "--rounds", "3", "--out", str(out)]) == 0
+    assert order == [("a", 1000), ("b", 1000), ("a", 5000), ("b", 5000), ("b", 5000), ("a", 5000), ("a", 5000),
+                     ("b", 5000)]  # warm-ups, then the order reversed every other round
+    a, b = runs_of(out)
+    assert [r["instances_per_s"] for r in a["rounds"]] == [400.0, 700.0, 800.0]
+    assert a["instances_per_s"] == 700.0 and b["rounds_requested"] == 3 and len(b["rounds"]) == 3
+
+
+def test_a_stream_becomes_an_arff_file_of_the_same_instances(tmp_path):
+    suite = load_suite()
+    path = tmp_path / "sea.arff"
+    assert suite.write_arff("sea_a", 50, 1, [], path) == 50
+    lines = path.read_text().splitlines()
+    assert lines[:5] == ["@relation sea_a", "@attribute f0 numeric", "@attribute f1 numeric", "@attribute f2 numeric",
+                         "@attribute class {'False','True'}"]
+    assert len(lines) == 6 + 50 and lines[6].count(",") == 3
 
 
 def test_model_specs_take_literal_parameters_with_commas_inside():

@@ -1,0 +1,385 @@
+"""The generated parts of the README and the docs: tables of results from `benchmarks/results/`, and the reference
+tables of the settings model and the service's metrics.
+
+    python benchmarks/tables.py            # rewrite every generated region of README.md and docs/*.md
+    python benchmarks/tables.py --check    # exit 1, naming them, when regions differ from what the sources give
+    python benchmarks/tables.py --show speed
+
+A generated region is `<!-- table:NAME -->`, the table, `<!-- /table -->`. Nothing between the markers is written
+by hand: `tests/test_docs.py` checks that every region is exactly what this script renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import re
+import statistics
+import sys
+import typing
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+STREAMS = ["sea_a", "sea_g", "led_a", "led_g", "rbf_m", "rbf_f", "rbf_m5", "rbf_f5", "elec", "weather"]
+STREAM_NAMES = {"sea_a": "SEA abrupt", "sea_g": "SEA gradual", "led_a": "LED abrupt", "led_g": "LED gradual",
+                "rbf_m": "RandomRBF moderate", "rbf_f": "RandomRBF fast", "rbf_m5": "RandomRBF moderate, 5 classes",
+                "rbf_f5": "RandomRBF fast, 5 classes", "elec": "Electricity", "weather": "NOAA weather",
+                "recur4": "four recurring concepts"}
+MODEL_NAMES = {
+    "driftmoe-data": "DriftMoE-Data", "driftmoe-task": "DriftMoE-Task", "driftmoe-river": "DriftMoE-Data, river's trees",
+    "hoeffding-tree": "river HT", "fast-tree": "fast HT (ours)", "arf:10": "river ARF(10)", "arf:100": "river ARF(100)",
+    "moa-ht": "MOA HT", "moa-arf:10": "MOA ARF(10)",
+}
+DEFAULT = "driftmoe-data"
+VARIANTS = {  # the defaults table: one change from the default each
+    "driftmoe-paper::experts='fast'": "paper's configuration",
+    "driftmoe-data::drift_detector=None,warning_detector=None": "no detection",
+    "driftmoe-data::drift_detector='adwin(delta=0.001)',warning_detector='adwin(delta=0.01)'": "two-sided ADWIN",
+    "driftmoe-data::top_k=8": "8 learn",
+    "driftmoe-data::leaf_predictions=('nba',)": "adaptive leaves",
+    "driftmoe-data::expansion=True": "+ self-expansion",
+    "driftmoe-data:32": "32 experts (24 learn)",
+}
+
+
+def read(name: str) -> list[dict]:
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def model_name(spec: str) -> str:
+    return MODEL_NAMES.get(spec, spec)
+
+
+def stream_order(runs: list[dict]) -> list[str]:
+    present = {r["stream"] for r in runs}
+    return [s for s in STREAMS if s in present] + sorted(present - set(STREAMS))
+
+
+def by(runs: list[dict], stream: str, model: str, n: int | None = None) -> list[dict]:
+    """The runs of a model on a stream (of `n` instances, when given)."""
+    return [r for r in runs if r["stream"] == stream and r["model"] == model and n in (None, r["n"])]
+
+
+def pct(values: list[float]) -> str:
+    return f"{100 * statistics.fmean(values):.2f}" if values else "—"
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def row(cells: list) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def header(cells: list[str], align: str | None = None) -> list[str]:
+    return [row(cells), "|" + "|".join(align or ("---" for _ in cells)) + "|"]
+
+
+def speed_ratios(runs: list[dict], stream: str, model: str, reference: str = DEFAULT) -> list[float]:
+    """reference's instances/s over model's, round by round (rounds run side by side, alternating order)."""
+    mine, ref = by(runs, stream, model), by(runs, stream, reference)
+    if not mine or not ref:
+        return []
+    return [a["instances_per_s"] / b["instances_per_s"] for a, b in zip(ref[0]["rounds"], mine[0]["rounds"])]
+
+
+def times(ratios: list[float]) -> str:
+    if not ratios:
+        return "—"
+    median = statistics.median(ratios)
+    return f"{median:.1f}x" if len(ratios) == 1 else f"{median:.1f}x ({min(ratios):.1f}-{max(ratios):.1f})"
+
+
+# ---- result tables ------------------------------------------------------------------------------------------------
+
+def summary() -> str:
+    """The README's: accuracy of the default against river's and MOA's forests and trees, and speed side by side."""
+    accuracy, speed = read("accuracy.jsonl"), read("speed.jsonl")
+    lines = header(["stream (instances)", "DriftMoE-Data", "river ARF(10)", "MOA ARF(10)", "river HT", "MOA HT",
+                    "speed vs river ARF(10)", "speed vs MOA ARF(10)"])
+    for stream in stream_order(accuracy):
+        if not by(accuracy, stream, DEFAULT):
+            continue
+        n = by(accuracy, stream, DEFAULT)[0]["n"]
+        cells = [pct([r["accuracy"] for r in by(accuracy, stream, m, n)])
+                 for m in (DEFAULT, "arf:10", "moa-arf:10", "hoeffding-tree", "moa-ht")]
+        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({n:,})", *cells,
+                          times(speed_ratios(speed, stream, "arf:10")),
+                          times(speed_ratios(speed, stream, "moa-arf:10"))]))
+    return "\n".join(lines)
+
+
+def accuracy() -> str:
+    """Every model of the accuracy runs: accuracy / kappa-M, instances/s of that single run."""
+    runs = read("accuracy.jsonl")
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    lines = header(["stream (instances)", *(model_name(m) for m in models)])
+    for stream in stream_order(runs):
+        cells = []
+        for m in models:
+            mine = by(runs, stream, m)
+            cells.append(f"{pct([r['accuracy'] for r in mine])} / {pct([r['kappa_m'] for r in mine])}" if mine else "—")
+        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({by(runs, stream, DEFAULT)[0]['n']:,})", *cells]))
+    lines.append(row(["instances/s (one run each)", *("" for _ in models)]))
+    for stream in stream_order(runs):
+        cells = [number(by(runs, stream, m)[0]["instances_per_s"]) if by(runs, stream, m) else "—" for m in models]
+        lines.append(row([STREAM_NAMES.get(stream, stream), *cells]))
+    return "\n".join(lines)
+
+
+def speed() -> str:
+    """Rounds side by side: median instances/s (range), accuracy, and DriftMoE-Data's speed over each model's."""
+    runs = read("speed.jsonl")
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    lines = header(["stream (instances)", "model", "accuracy %", "instances/s: median (range)",
+                    "DriftMoE-Data's speed over this: median (range)", "load (1 min) during"])
+    for stream in stream_order(runs):
+        for m in models:
+            mine = by(runs, stream, m)
+            if not mine:
+                continue
+            rounds = mine[0]["rounds"]
+            ips = [x["instances_per_s"] for x in rounds]
+            loads = [v for x in rounds for v in (x["load_before"][0], x["load_after"][0])]
+            ratio = "1" if m == DEFAULT else times(speed_ratios(runs, stream, m))
+            lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({mine[0]['n']:,})", model_name(m),
+                              pct([mine[0]["accuracy"]]),
+                              f"{number(statistics.median(ips))} ({number(min(ips))}-{number(max(ips))})",
+                              ratio, f"{min(loads):.1f}-{max(loads):.1f}"]))
+    return "\n".join(lines)
+
+
+def defaults() -> str:
+    """The default against one change at a time: accuracy, and the difference from the default."""
+    runs = read("defaults.jsonl")
+    variants = [v for v in VARIANTS if any(r["model"] == v for r in runs)]
+    lines = header(["stream (instances)", "default", *(VARIANTS[v] for v in variants)])
+    diffs: dict[str, list[float]] = {v: [] for v in variants}
+    for stream in stream_order(runs):
+        base = by(runs, stream, DEFAULT)
+        if not base:
+            continue
+        cells = []
+        for v in variants:
+            mine = by(runs, stream, v, base[0]["n"])
+            if mine:
+                diff = 100 * (mine[0]["accuracy"] - base[0]["accuracy"])
+                diffs[v].append(diff)
+                cells.append(f"{pct([mine[0]['accuracy']])} ({diff:+.2f})")
+            else:
+                cells.append("—")
+        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({base[0]['n']:,})", pct([base[0]["accuracy"]]),
+                          *cells]))
+    lines.append(row(["mean difference", "", *(f"{statistics.fmean(diffs[v]):+.2f}" if diffs[v] else "—"
+                                               for v in variants)]))
+    return "\n".join(lines)
+
+
+def forecast() -> str:
+    """Forecasters through the failure scenarios: means over seeds, and over failures for the failure columns."""
+    runs = read("forecast.jsonl")
+    lines = header(["scenario", "model", "seeds", "RMSE", "MAPE %", "RMSE, day after failures",
+                    "same, affected links", "recovery (steps)", "recovered", "ms/step"])
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["scenario"], r["model"]), []).append(r)
+    for (scenario, model), rs in groups.items():
+        changes = [c for r in rs for c in r["changes"]]
+        mean = statistics.fmean
+        lines.append(row([
+            scenario, model, ",".join(str(r["seed"]) for r in rs), f"{mean(r['rmse'] for r in rs):.3f}",
+            f"{mean(r['mape'] for r in rs):.2f}", f"{mean(c['rmse_after'] for c in changes):.3f}",
+            f"{mean(c['rmse_after_affected'] for c in changes):.3f}",
+            f"{mean(c['recovery_or_limit'] for c in changes):.0f}",
+            f"{sum(c['recovery_steps'] is not None for c in changes)}/{len(changes)}",
+            f"{mean(r['ms_per_step'] for r in rs):.2f}"]))
+    return "\n".join(lines)
+
+
+def provenance() -> str:
+    """Each results file: the command(s), when, on what, and the load average around its runs."""
+    lines = header(["results file", "runs", "command", "date (UTC)", "machine", "load (1 min) around runs"])
+    for path in sorted(RESULTS.glob("*.jsonl")):
+        runs = read(path.name)
+        for command in dict.fromkeys(r["command"] for r in runs):
+            mine = [r for r in runs if r["command"] == command]
+            loads = [v for r in mine for x in (r.get("rounds") or [r]) for v in (x["load_before"][0],
+                                                                                 x["load_after"][0])]
+            dates = sorted(r["date"] for r in mine)
+            m = mine[0]["machine"]
+            when = dates[0][:16].replace("T", " ") + (f" to {dates[-1][11:16]}" if dates[-1] != dates[0] else "")
+            lines.append(row([f"`{path.relative_to(ROOT)}`", len(mine), f"`{command}`", when,
+                              f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, torch {m['torch']}",
+                              f"{min(loads):.1f}-{max(loads):.1f}"]))
+    return "\n".join(lines)
+
+
+def commands(*files: str) -> str:
+    """The commands that wrote these results files, in the order they first appear, as a shell block."""
+    seen = dict.fromkeys(r["command"] for name in files for r in read(name))
+    return "```bash\n" + "\n".join(seen) + "\n" + "python benchmarks/tables.py\n```"
+
+
+# ---- reference tables ---------------------------------------------------------------------------------------------
+
+def type_name(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join(type_name(a) for a in typing.get_args(annotation))
+    if origin is not None:
+        args = ", ".join(type_name(a) for a in typing.get_args(annotation))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if annotation is type(None):
+        return "none"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def submodel(annotation):
+    """The settings class a field holds (also inside `X | None`), or None."""
+    from pydantic import BaseModel
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def default_text(field) -> str:
+    from pydantic_core import PydanticUndefined
+
+    if field.default_factory is not None:
+        value = field.default_factory()
+    elif field.default is PydanticUndefined:
+        return "(required)"
+    else:
+        value = field.default
+    if value is None:
+        return "none"
+    return f"`{json.dumps(value)}`"
+
+
+def settings_rows(cls, prefix: str = "") -> list[list[str]]:
+    rows = []
+    for name, field in cls.model_fields.items():
+        key = f"{prefix}{name}"
+        nested = submodel(field.annotation)
+        env = "STREAM_MOE_" + key.upper().replace(".", "__")
+        if nested is not None:
+            optional = type(None) in typing.get_args(field.annotation)
+            if optional:
+                rows.append([f"`{key}`", f"`{env}__*`", "section or none", default_text(field),
+                             field.description or ""])
+            rows.extend(settings_rows(nested, key + "."))
+            continue
+        rows.append([f"`{key}`", f"`{env}`", type_name(field.annotation), default_text(field),
+                     (field.description or "").replace("\n", " ")])
+    return rows
+
+
+def settings() -> str:
+    """Every setting of `stream_moe/config.py`: key in a settings file, environment variable, type, default."""
+    from stream_moe.config import Settings
+
+    lines = header(["key", "environment variable", "type", "default", "what it sets"])
+    lines += [row(r) for r in settings_rows(Settings)]
+    return "\n".join(lines)
+
+
+def metrics() -> str:
+    """Every metric the service exposes on /metrics (`stream_moe/metrics.py`)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from stream_moe.metrics import ServiceMetrics
+
+    service = ServiceMetrics()
+    lines = header(["metric", "type", "labels", "what it counts"])
+    for metric in vars(service).values():
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        kind = metric._type
+        name = metric._name + ("_total" if kind == "counter" else "")
+        lines.append(row([f"`{name}`", kind, ", ".join(metric._labelnames) or "", metric._documentation]))
+    return "\n".join(lines)
+
+
+def modules() -> str:
+    """The module map: every module of the packages and the first sentence of its docstring."""
+    import ast
+
+    lines = header(["module", "what it is"])
+    for package in ("stream_moe", "connectors"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "__init__.py" and path.parent.name in ("stream_moe", "connectors"):
+                continue
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            first = " ".join(doc.split("\n\n")[0].split())
+            sentence = re.split(r"(?<=\.)\s+(?=[A-Z`])", first, maxsplit=1)[0].rstrip(".")
+            if not sentence:
+                continue
+            name = path.relative_to(ROOT).as_posix()
+            lines.append(row([f"`{name}`", sentence]))
+    return "\n".join(lines)
+
+
+TABLES: dict[str, typing.Callable[[], str]] = {
+    "summary": summary, "accuracy": accuracy, "speed": speed, "defaults": defaults, "forecast": forecast,
+    "provenance": provenance, "settings": settings, "metrics": metrics, "modules": modules,
+    "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),
+    "defaults-commands": lambda: commands("defaults.jsonl"),
+    "forecast-commands": lambda: commands("forecast.jsonl"),
+}
+
+
+def rewrite(text: str, cache: dict | None = None) -> str:
+    """The page with every generated region rendered afresh."""
+    cache = {} if cache is None else cache
+
+    def fill(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+        if name not in cache:
+            cache[name] = TABLES[name]()
+        return f"{match.group(1)}{cache[name]}\n{match.group(4)}"
+
+    return REGION.sub(fill, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only say which pages are out of date")
+    parser.add_argument("--show", choices=sorted(TABLES), help="print one table")
+    args = parser.parse_args(argv)
+    if args.show:
+        print(TABLES[args.show]())
+        return 0
+    cache: dict = {}
+    stale = []
+    for page in PAGES:
+        text = page.read_text()
+        new = rewrite(text, cache)
+        if new != text:
+            stale.append(page.relative_to(ROOT))
+            if not args.check:
+                page.write_text(new)
+    verb = "out of date" if args.check else "rewritten"
+    for page in stale:
+        print(f"{page}: {verb}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -88,15 +88,17 @@ def open_stream(
     name: str, n: int | None = None, seed: int = 1, data_dirs: typing.Sequence[pathlib.Path] = ()
 ) -> OpenedStream:
     """Open benchmark `name`, limited to its first `n` instances (generators default to 1,000,000)."""
+    if n is not None and n < 1:
+        raise ValueError(f"a stream's length must be a positive number of instances, got {n}")
     if name in generators.GENERATORS:
-        length = n or generators.BENCHMARK_LENGTH
+        length = generators.BENCHMARK_LENGTH if n is None else n
         records = (
             Record(pair, Position(name, i)) for i, pair in enumerate(generators.generate(name, n=length, seed=seed))
         )
         source = IterableSource(name, records)
         return OpenedStream(name, source, PairDecoder(), describe(name), generators.drifts(name, length), length)
     if name not in REAL_STREAMS:
-        raise KeyError(f"unknown stream {name!r}; known: {', '.join(stream_names())}")
+        raise ValueError(f"unknown stream {name!r}; known: {', '.join(stream_names())}")
     path = find_file(name, data_dirs)
     source, decoder = open_file(path, limit=n)
     return OpenedStream(name, source, decoder, describe(name), [], length=n)

@@ -1,28 +1,48 @@
 """All settings in one pydantic-settings model: defaults, overridden by a YAML/TOML file, overridden by `STREAM_MOE_*`
 environment variables (nested fields with `__`, e.g. `STREAM_MOE_LOOP__BATCH_SIZE=64`), overridden by command flags.
 
+What the model does not know is refused, at every level: a key of the file, a `STREAM_MOE_*` variable (with the
+closest known name suggested). Every refusal is a `SettingsError` whose message is one line naming the setting.
+
 >>> Settings().loop.batch_size
 32
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import pathlib
 import tomllib
+import types
 import typing
 
+import pydantic
+import pydantic_settings
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+ENV_PREFIX = "STREAM_MOE_"
+ENV_NESTING = "__"
 
-class LoopSettings(BaseModel):
+
+class SettingsError(ValueError):
+    """Settings that cannot be used: an unreadable or malformed file, an unknown key or variable, a bad value."""
+
+
+class Section(BaseModel):
+    """A section of the settings: unknown keys are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoopSettings(Section):
     batch_size: int = Field(32, ge=1, description="events per micro-batch at most")
     max_wait_ms: float = Field(50.0, ge=0, description="longest wait for a micro-batch to fill (live sources)")
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(Section):
     name: str = Field("driftmoe-data", description="model name (see `stream-moe streams`), or a forecaster's (cfc, "
                       "ltc, persistence, ...: see `stream-moe forecast --help`), configured by the forecast section")
     size: int | None = Field(None, description="ensemble size: experts or members, for models that have one")
@@ -31,7 +51,7 @@ class ModelSettings(BaseModel):
     seed: int = 1
 
 
-class ForecastSettings(BaseModel):
+class ForecastSettings(Section):
     """How a forecaster is served (when `model.name` is one): events are {key, ts, value}, each series a link."""
 
     topology: str = Field("euro28", description="network whose link names are the series keys: euro28, abilene or "
@@ -45,12 +65,12 @@ class ForecastSettings(BaseModel):
                           "whose simulated link loads are served; its links must be the keys")
 
 
-class EvaluationSettings(BaseModel):
+class EvaluationSettings(Section):
     window: int = Field(1000, ge=1, description="instances in the sliding window of the windowed metrics")
     record_every: int = Field(1000, ge=1, description="instances between two points of the metrics history")
 
 
-class KafkaSettings(BaseModel):
+class KafkaSettings(Section):
     bootstrap_servers: str = Field("localhost:9092", description="broker addresses, comma-separated")
     topics: list[str] = Field(["events"], description="input topics of JSON events (co-partitioned when several)")
     label_topic: str | None = Field(None, description="topic of later labels, keyed and partitioned like the events")
@@ -65,7 +85,7 @@ class KafkaSettings(BaseModel):
     )
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(Section):
     kafka: KafkaSettings | None = Field(None, description="Kafka source and sinks; none: the embedded demo stream")
     features: list[str] | dict[str, typing.Literal["numeric", "nominal"]] | None = Field(
         None, description="classifiers: the feature names every event must have, or a mapping of them to their kind "
@@ -73,9 +93,18 @@ class ServeSettings(BaseModel):
     classes: list[str | int | bool] | None = Field(None, description="classifiers: known class labels (none: "
                                                    "any)")
     max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")
-    checkpoint_dir: str = Field("results/serve/checkpoints", description="shared by all replicas: shard-<n>/")
+    checkpoint_store: typing.Literal["directory", "kafka"] = Field(
+        "directory", description="where shard checkpoints are kept: directory (checkpoint_dir, which every replica "
+        "must share) or kafka (checkpoint_topic on the serve.kafka brokers: replicas share nothing else)")
+    checkpoint_dir: str = Field("results/serve/checkpoints", description="directory store: shared by all replicas: "
+                                "shard-<n>/")
+    checkpoint_topic: str = Field("stream-moe-state", description="kafka store: the compacted topic of the "
+                                  "checkpoints, created beforehand with as many partitions as the input topics")
+    checkpoint_chunk_bytes: int = Field(512 * 1024, ge=1024, description="kafka store: a checkpoint is cut in "
+                                        "records of this size at most (below the brokers' message.max.bytes)")
     checkpoint_every_s: float = Field(5.0, gt=0, description="seconds between checkpoints (and offset commits)")
-    checkpoint_keep: int = Field(3, ge=1, description="checkpoints kept per shard")
+    checkpoint_keep: int = Field(3, ge=1, description="checkpoints kept per shard (directory store; the kafka store "
+                                 "keeps two)")
     pending_max_size: int = Field(100_000, ge=1, description="events waiting for a label, per shard, at most")
     pending_max_age_s: float = Field(3600.0, gt=0, description="longest wait for a label, in event time")
     early_label_max_size: int = Field(100_000, ge=1, description="labels waiting for their event, per shard, at "
@@ -102,7 +131,7 @@ class ServeSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STREAM_MOE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTING, extra="forbid")
 
     data: str = Field(
         os.pathsep.join(["data", "../shared/data"]),
@@ -125,11 +154,118 @@ class Settings(BaseSettings):
         return env_settings, init_settings  # the environment overrides the file, which is passed as init values
 
 
-def load_settings(path: str | pathlib.Path | None = None) -> Settings:
-    """Settings from an optional YAML (.yaml/.yml) or TOML (.toml) file, then the environment."""
-    if path is None:
-        return Settings()
-    path = pathlib.Path(path)
-    text = path.read_text()
-    values = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
-    return Settings(**values)
+def load_settings(path: str | pathlib.Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Settings from an optional YAML (.yaml/.yml) or TOML (.toml) file, then the environment; raises `SettingsError`
+    (one line, naming the file and the setting) for anything it cannot use."""
+    check_environment(os.environ if environ is None else environ)
+    values = {} if path is None else read_settings_file(pathlib.Path(path))
+    try:
+        return Settings(**values)
+    except pydantic.ValidationError as err:
+        where = f"{path}: " if path is not None else ""
+        raise SettingsError(where + describe_errors(err)) from None
+    except pydantic_settings.SettingsError as err:  # a variable holding a list or mapping that is not JSON
+        cause = f": {err.__cause__}" if err.__cause__ is not None else ""
+        raise SettingsError(f"{err} (lists and mappings are given as JSON, e.g. '[\"events\"]'){cause}") from None
+
+
+def read_settings_file(path: pathlib.Path) -> dict:
+    """The mapping a settings file holds."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SettingsError(f"{path}: cannot read the settings file: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SettingsError(f"{path}: not valid TOML: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SettingsError(f"{path}: not valid YAML{at}: {problem}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise SettingsError(f"{path}: expected a mapping of sections (loop, model, serve, ...), found a "
+                            f"{type(values).__name__}")
+    return values
+
+
+def _section(annotation) -> type[BaseModel] | None:
+    """The settings model an annotation holds (`KafkaSettings | None` holds `KafkaSettings`), if any."""
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(
+        annotation) is typing.Union else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _fields_at(path: typing.Sequence[str]) -> list[str]:
+    """The field names of the section at `path` (e.g. ("serve", "kafka")), or none when it is not a section."""
+    model: type[BaseModel] | None = Settings
+    for name in path:
+        field = model.model_fields.get(name) if model is not None else None
+        model = _section(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def describe_errors(err: pydantic.ValidationError) -> str:
+    """The validation errors on one line, each naming its setting by its dotted path.
+
+    >>> try:
+    ...     Settings(loop={"batchsize": 5})
+    ... except pydantic.ValidationError as err:
+    ...     describe_errors(err)
+    'loop.batchsize: unknown setting (did you mean loop.batch_size?)'
+    """
+    parts = []
+    for error in err.errors():
+        loc = [str(p) for p in error["loc"]]
+        where = ".".join(loc)
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(loc[-1], _fields_at(loc[:-1]), n=1)
+            hint = f" (did you mean {'.'.join([*loc[:-1], close[0]])}?)" if close else ""
+            parts.append(f"{where}: unknown setting{hint}")
+        else:
+            shown = repr(error.get("input"))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            parts.append(f"{where}: {error['msg'][:1].lower()}{error['msg'][1:]}, got {shown}")
+    return "; ".join(parts)
+
+
+def environment_names(model: type[BaseModel] = None, prefix: str = ENV_PREFIX) -> tuple[set[str], set[str]]:
+    """The `STREAM_MOE_*` variables the settings read: the names of every section and setting, and the prefixes
+    under which any name is taken (the free-form mappings `model.params` and `serve.kafka.client`)."""
+    model = model or Settings
+    names, open_prefixes = set(), set()
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        names.add(env)
+        section = _section(field.annotation)
+        if section is not None:
+            inner_names, inner_open = environment_names(section, env + ENV_NESTING)
+            names |= inner_names
+            open_prefixes |= inner_open
+        elif typing.get_origin(field.annotation) is dict or field.annotation is dict:
+            open_prefixes.add(env + ENV_NESTING)
+    return names, open_prefixes
+
+
+def check_environment(environ: typing.Mapping[str, str]) -> None:
+    """Refuse a `STREAM_MOE_*` variable that names no setting, suggesting the closest one that does.
+
+    >>> check_environment({"STREAM_MOE_SERVE__EMBEDED_N": "5"})
+    Traceback (most recent call last):
+    ...
+    stream_moe.config.SettingsError: unknown setting STREAM_MOE_SERVE__EMBEDED_N in the environment (did you mean STREAM_MOE_SERVE__EMBEDDED_N?)
+    """
+    names, open_prefixes = environment_names()
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in names or upper.startswith(tuple(open_prefixes)):
+            continue
+        close = difflib.get_close_matches(upper, names, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else f" (settings: {ENV_PREFIX}<SECTION>{ENV_NESTING}<NAME>)"
+        raise SettingsError(f"unknown setting {variable} in the environment{hint}")

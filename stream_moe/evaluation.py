@@ -11,6 +11,7 @@ import collections
 import csv
 import dataclasses
 import json
+import math
 import pathlib
 
 
@@ -113,5 +114,34 @@ class PrequentialEvaluator:
             writer.writerows(self.history)
 
 
+def json_value(value):
+    """`value` as JSON holds it: numbers (NaN and infinities as null: JSON has none), text, lists, mappings with text
+    keys; numpy values as their Python equals; a class as its dotted name; an estimator (anything with river's
+    `_get_params`) as its class and parameters; anything else as its repr.
+
+    >>> json_value({"a": (1, float("nan")), 2: [True, None]})
+    {'a': [1, None], '2': [True, None]}
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_value(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
+        return json_value(value.tolist())
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if hasattr(value, "_get_params"):
+        cls = type(value)
+        return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": json_value(value._get_params())}
+    if isinstance(value, pathlib.PurePath):
+        return str(value)
+    return repr(value)
+
+
 def write_json(path: pathlib.Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    """`data` as valid JSON (see `json_value`: no NaN), indented."""
+    path.write_text(json.dumps(json_value(data), indent=2, allow_nan=False) + "\n")

@@ -10,6 +10,10 @@ import typing
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
+class PortUnavailable(RuntimeError):
+    """The ops endpoints' address cannot be bound (a port in use, an address of another machine)."""
+
+
 class OpsServer:
     """Serves the three endpoints; `healthy()` and `ready()` are asked on every request."""
 
@@ -44,7 +48,12 @@ class OpsServer:
             def log_message(self, *args) -> None:  # scrapes every few seconds would flood the logs
                 pass
 
-        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        except OSError as err:  # the port is taken, or the address is not this machine's
+            raise PortUnavailable(f"cannot serve metrics and health on {host}:{port}: {err.strerror or err} "
+                                  "(serve.http_host, serve.http_port or --http-port; port 0 takes any free one)"
+                                  ) from None
         self.server.daemon_threads = True
         self.address = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="ops-http", daemon=True)

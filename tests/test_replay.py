@@ -13,16 +13,25 @@ from stream_moe.models.driftmoe_data import DriftMoEData
 
 def test_replay_a_benchmark_writes_report_history_and_plot(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["replay", "--stream", "sea_a", "--n", "3000", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
-    report = json.loads((out / "results.json").read_text())
-    assert report["n"] == report["records"] == report["learned"] == 3000
+    argv = ["replay", "--stream", "sea_a", "--n", "3000", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    report = json.loads((out / "results.json").read_text(), parse_constant=pytest.fail)  # no NaN: valid JSON
+    assert report["n"] == report["records"] == report["learned"] == report["requested_n"] == 3000
+    assert report["complete"] is True and report["stopped"] is None
     assert report["accuracy"] > 0.75
-    assert report["drifts"] == [750, 1500, 2250]
+    assert report["true_drifts"] == [750, 1500, 2250]
+    detected = report["detected_drifts"]
+    assert len(detected) == report["adaptation"]["drifts"] + report["adaptation"]["kept"] > 0
+    assert all(0 < d["at"] <= 3000 and 0 <= d["expert"] < 16 for d in detected)
+    assert report["params"]["hidden"] == [256, 128] and report["params"]["top_k"] is None  # JSON values, not reprs
+    assert report["command"] == "stream-moe " + " ".join(argv)
+    assert report["version"] and report["started"].endswith("+00:00")
     assert len(report["expert_usage"]["learned"]) == DriftMoEData().n_experts
     assert (out / "accuracy.png").stat().st_size > 10_000
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 3
     printed = capsys.readouterr().out
     assert "kappa-M" in printed and "instances/s" in printed
+    assert f"results: {out / 'results.json'}" in printed
 
 
 def test_replay_a_file_with_bad_rows(tmp_path, capsys):
@@ -49,9 +58,11 @@ def test_replay_a_file_with_bad_rows(tmp_path, capsys):
     assert "line 52" in capsys.readouterr().out
 
 
-def test_missing_data_file_is_a_clear_error(tmp_path, caplog):
+def test_missing_data_file_is_a_clear_error(tmp_path, capsys):
     assert main(["replay", "--stream", "airlines", "--data-dir", str(tmp_path), "--no-progress"]) == 2
-    assert "airlines" in caplog.text and "STREAM_MOE_DATA" in caplog.text
+    error = capsys.readouterr().err
+    assert error.startswith("stream-moe replay: error: argument --stream: stream 'airlines' needs")
+    assert "STREAM_MOE_DATA" in error
 
 
 def test_settings_file_then_environment(tmp_path, monkeypatch):

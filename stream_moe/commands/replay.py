@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import logging
+import importlib
 import pathlib
 
-from connectors.benchmarks import OpenedStream, StreamUnavailable, open_stream, stream_names
-from connectors.files import open_file
-from stream_moe.config import load_settings
-from stream_moe.models.registry import MODELS, build_model
-from stream_moe.predictor import Predictor
-from stream_moe.replay import ReplayOptions, replay
+from connectors.files import StreamFileError, UnknownTarget, file_kind, open_file
+from stream_moe.commands.arguments import LazyChoices, device, existing_file, non_negative_int, positive_int
+from stream_moe.config import EvaluationSettings, LoopSettings, ModelSettings, load_settings
+from stream_moe.errors import UsageError
+from stream_moe.params import ParamError, check_params, parse_param
+from stream_moe.provenance import run_info
 
-log = logging.getLogger("stream_moe.replay")
+# The registries import river and torch: only when the command runs, or when their names are looked at.
+MODEL_NAMES = LazyChoices(lambda: importlib.import_module("stream_moe.models.registry").MODELS)
+STREAM_NAMES = LazyChoices(lambda: importlib.import_module("connectors.benchmarks").stream_names())
 
 EPILOG = """\
 examples:
@@ -24,76 +25,113 @@ examples:
   stream-moe replay --stream led_g --n 200000 --param prediction='"mixture"' --param top_k=4
 
 Synthetic streams are 1,000,000 instances by default; a shorter --n compresses their drift schedule (drifts at n/4,
-n/2, 3n/4). Results (results.json, history.csv, accuracy.png, dead_letters.jsonl) go to --out.
-Settings can also come from --config FILE and STREAM_MOE_* variables (e.g. STREAM_MOE_DATA=/data/streams).
+n/2, 3n/4). Results (results.json, history.csv, accuracy.png, dead_letters.jsonl) go to --out; Ctrl-C stops the
+replay after the batch in hand and writes the results so far (marked "complete": false).
+Settings can also come from --config FILE and STREAM_MOE_* variables (e.g. STREAM_MOE_DATA=/data/streams); the
+defaults said "settings" below are theirs.
 """
 
 
-def parse_param(text: str) -> tuple[str, object]:
-    """name=value, the value read as a Python literal (numbers, strings in quotes, tuples), else kept as text."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+def stream_file(text: str) -> pathlib.Path:
+    """An existing .arff or .csv file (optionally .gz)."""
+    path = existing_file(text)
     try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
+        file_kind(path)
+    except StreamFileError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return path
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "replay",
-        help="replay a benchmark stream or a file through a model and report prequential metrics",
-        description="Test-then-train replay: every event is predicted, then learned, in micro-batches, through the same "
-        "loop as the daemon. Prints accuracy, kappa, kappa-M, kappa-T and throughput; writes results and a plot.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def register(p: argparse.ArgumentParser) -> None:
+    model, loop, evaluation = ModelSettings(), LoopSettings(), EvaluationSettings()
+    p.description = ("Test-then-train replay: every event is predicted, then learned, in micro-batches, through the "
+                     "same loop as the daemon. Prints accuracy, kappa, kappa-M, kappa-T and throughput; writes results "
+                     "and a plot.")
+    p.epilog = EPILOG
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--stream", choices=stream_names(), default="sea_g", help="benchmark stream (default: sea_g)")
-    what.add_argument("--file", type=pathlib.Path, help="an ARFF or CSV stream file (optionally .gz) instead")
+    what.add_argument("--stream", choices=STREAM_NAMES, default="sea_g", metavar="STREAM",
+                      help="benchmark stream: %(choices)s")
+    what.add_argument("--file", type=stream_file, help="an ARFF or CSV stream file (optionally .gz) instead")
     p.add_argument("--target", help="target column of --file (default: the last one)")
-    p.add_argument("--model", choices=list(MODELS), help="model (default: driftmoe-data)")
-    p.add_argument("--size", type=int, help="ensemble size (experts / trees / members) for models that have one")
+    p.add_argument("--model", choices=MODEL_NAMES, metavar="MODEL",
+                   help=f"model: %(choices)s (default: settings model.name, {model.name})")
+    p.add_argument("--size", type=positive_int, help="ensemble size (experts / trees / members) of models that have "
+                   "one (default: settings model.size, else the model's own)")
     p.add_argument("--param", type=parse_param, action="append", default=[], metavar="NAME=VALUE",
-                   help="model constructor parameter, repeatable")
-    p.add_argument("--n", type=int, help="instances to replay (default: the whole stream; 1,000,000 for generators)")
-    p.add_argument("--seed", type=int, help="seed of the stream and the model (default: 1)")
-    p.add_argument("--device", help="router device: auto, cpu or cuda")
-    p.add_argument("--batch-size", type=int, help="events per micro-batch (default: 32)")
-    p.add_argument("--window", type=int, help="sliding window of the windowed metrics (default: 1000)")
-    p.add_argument("--data-dir", type=pathlib.Path, action="append", help="where data files are (repeatable)")
+                   help="model constructor parameter, repeatable; checked against the constructor before the run")
+    p.add_argument("--n", type=positive_int, help="instances to replay (default: the whole stream; 1,000,000 for "
+                   "generated streams)")
+    p.add_argument("--seed", type=non_negative_int,
+                   help=f"seed of the stream and the model (default: settings model.seed, {model.seed})")
+    p.add_argument("--device", type=device, help=f"router device: auto, cpu, cuda or cuda:N (default: settings "
+                   f"model.device, {model.device})")
+    p.add_argument("--batch-size", type=positive_int,
+                   help=f"events per micro-batch (default: settings loop.batch_size, {loop.batch_size})")
+    p.add_argument("--window", type=positive_int, help="sliding window of the windowed metrics (default: settings "
+                   f"evaluation.window, {evaluation.window})")
+    p.add_argument("--data-dir", type=pathlib.Path, action="append",
+                   help="where data files are, repeatable (default: settings data, data and ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/replay"), help="results directory")
     p.add_argument("--predictions", type=pathlib.Path, help="also write every prediction to this JSONL file")
-    p.add_argument("--config", type=pathlib.Path, help="settings file (YAML or TOML)")
+    p.add_argument("--config", type=existing_file, help="settings file (YAML or TOML)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def open_input(args, settings) -> OpenedStream:
+def open_input(args, settings):
+    """The stream to replay: --file's, or a benchmark's."""
+    from connectors.benchmarks import OpenedStream, StreamUnavailable, open_stream
+
     seed = args.seed if args.seed is not None else settings.model.seed
     if args.file is not None:
-        source, decoder = open_file(args.file, target=args.target, limit=args.n)
+        try:
+            source, decoder = open_file(args.file, target=args.target, limit=args.n)
+        except UnknownTarget as err:
+            raise UsageError("--target", str(err)) from None
         return OpenedStream(args.file.name, source, decoder, str(args.file), [], length=args.n)
-    data_dirs = args.data_dir or settings.data_dirs
-    return open_stream(args.stream, n=args.n, seed=seed, data_dirs=data_dirs)
+    if args.target is not None:
+        raise UsageError("--target", "names a column of --file; a benchmark stream knows its target")
+    try:
+        return open_stream(args.stream, n=args.n, seed=seed, data_dirs=args.data_dir or settings.data_dirs)
+    except StreamUnavailable as err:
+        raise UsageError("--stream", str(err)) from None
+
+
+def make_model(args, settings):
+    """The model the arguments and settings ask for, its parameters checked before it is built."""
+    from stream_moe.models.registry import MODELS, build_model
+
+    name = args.model or settings.model.name
+    if name not in MODELS:
+        raise UsageError("--model", f"unknown model {name!r} (settings model.name); known: {', '.join(MODELS)}")
+    spec = MODELS[name]
+    size = args.size if args.size is not None else settings.model.size
+    if size is not None and spec.size_param is None:
+        sized = ", ".join(n for n, s in MODELS.items() if s.size_param)
+        raise UsageError("--size", f"model {name!r} has no ensemble size; models with one: {sized}")
+    try:
+        params = check_params(spec.signature_of or spec.factory, settings.model.params, name)
+    except ParamError as err:
+        raise UsageError("--param", f"settings model.params: {err}") from None
+    try:
+        params |= check_params(spec.signature_of or spec.factory, dict(args.param), name)
+    except ParamError as err:
+        raise UsageError("--param", str(err)) from None
+    seed = args.seed if args.seed is not None else settings.model.seed
+    return name, build_model(name, size=size, seed=seed, device=args.device or settings.model.device, params=params)
 
 
 def run(args) -> int:
     settings = load_settings(args.config)
+    stream = open_input(args, settings)  # before the model, which loads torch: a bad file is answered at once
     try:
-        stream = open_input(args, settings)
-    except StreamUnavailable as err:
-        log.error("%s", err)
-        return 2
-    name = args.model or settings.model.name
-    model = build_model(
-        name,
-        size=args.size if args.size is not None else settings.model.size,
-        seed=args.seed if args.seed is not None else settings.model.seed,
-        device=args.device or settings.model.device,
-        params={**settings.model.params, **dict(args.param)},
-    )
+        name, model = make_model(args, settings)
+    except BaseException:
+        stream.source.close()
+        raise
+    from stream_moe.predictor import Predictor
+    from stream_moe.replay import ReplayFailed, ReplayOptions, replay
+
     options = ReplayOptions(
         batch_size=args.batch_size or settings.loop.batch_size,
         window=args.window or settings.evaluation.window,
@@ -101,21 +139,36 @@ def run(args) -> int:
         out=args.out,
         predictions=args.predictions,
         progress=not args.no_progress,
+        run={**run_info(args.argv), "requested_n": args.n},
     )
-    report = replay(stream, Predictor(model, name), options)
+    try:
+        report = replay(stream, Predictor(model, name), options)
+    except ReplayFailed as err:
+        raise RuntimeError(f"{err} (the results up to then are in {args.out / 'results.json'})") from err.__cause__
     print(format_report(report))
+    print(f"  results: {args.out / 'results.json'}, history: {args.out / 'history.csv'}, "
+          f"plot: {args.out / 'accuracy.png'}")
+    if report["stopped"] == "interrupted":
+        print(f"interrupted after {report['records']} records: the results so far are in {args.out / 'results.json'}")
+        return 130
+    if report["n"] == 0:
+        raise RuntimeError(f"no instance was scored: {report['records']} records, {report['dead_letters']} dead "
+                           f"letters (see {args.out / 'dead_letters.jsonl'})")
     return 0
 
 
 def format_report(r: dict) -> str:
     lines = [
-        f"{r['model']} on {r['stream']}: {r['n']} instances learned of {r['records']} records",
+        f"{r['model']} on {r['stream']}: {r['n']} instances learned of {r['records']} records"
+        + ("" if r["complete"] else " (stopped early)"),
         f"  accuracy {100 * r['accuracy']:.2f}%   kappa {100 * r['kappa']:.2f}   kappa-M {100 * r['kappa_m']:.2f}   "
         f"kappa-T {100 * r['kappa_t']:.2f}",
         f"  last {r['window']} instances: accuracy {100 * r['window_accuracy']:.2f}%   "
         f"kappa-M {100 * r['window_kappa_m']:.2f}",
         f"  {r['instances_per_s']:.0f} instances/s ({r['model_instances_per_s']:.0f}/s in the model), "
-        f"{r['seconds']:.1f} s, peak memory {r['peak_rss_mib']:.0f} MiB",
+        f"{r['seconds']:.1f} s"
+        + (f" (and {r['compile_seconds']:.1f} s compiling kernels)" if r["compile_seconds"] >= 0.05 else "")
+        + f", peak memory {r['peak_rss_mib']:.0f} MiB",
         f"  dead letters: {r['dead_letters']}",
     ]
     lines += [f"    line {d['offset']}: {d['reason']}" for d in r["first_dead_letters"]]

@@ -30,6 +30,7 @@ from stream_moe.loop import EventLoop
 from stream_moe.metrics import ServiceMetrics
 from stream_moe.models.registry import MODELS, build_model
 from stream_moe.joins import JoinLimits
+from stream_moe.kafka_store import KafkaStore
 from stream_moe.predictor import Predictor
 from stream_moe.service import Service
 from stream_moe.shards import Shards
@@ -135,17 +136,26 @@ def served_forecaster(settings: Settings) -> Served:
 
 
 def build_service(settings: Settings) -> Service:
-    """Assemble the source, decoder, shards, sinks and metrics that the settings describe."""
+    """Assemble the source, decoder, checkpoint store, shards, sinks and metrics that the settings describe."""
     serve, m = settings.serve, settings.model
     served = served_forecaster(settings) if m.name in FORECASTERS else served_classifier(settings)
+    store = None
+    if serve.checkpoint_store == "kafka":
+        if serve.kafka is None:
+            raise ValueError("serve.checkpoint_store 'kafka' keeps checkpoints on the brokers of serve.kafka, which "
+                             "is not set (without Kafka, use the directory store)")
+        store = KafkaStore(serve.kafka.bootstrap_servers, serve.checkpoint_topic, serve.checkpoint_chunk_bytes,
+                           serve.kafka.client)
+        store.check()
     shards = Shards(
         served.make_predictor,
-        checkpoint_dir=serve.checkpoint_dir,
+        checkpoint_dir=serve.checkpoint_dir if store is None else None,
         keep=serve.checkpoint_keep,
         limits=JoinLimits(serve.pending_max_size, serve.pending_max_age_s, serve.early_label_max_size,
                           serve.early_label_max_age_s, serve.recent_ids, serve.max_ts_ahead_s),
         audit=serve.audit_learned_ids,
         allow_fresh_start=serve.allow_fresh_start,
+        store=store,
     )
     metrics = ServiceMetrics()
     kafka = None

@@ -7,8 +7,7 @@ from stream_moe.config import load_settings
 from stream_moe.models.registry import MODELS
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("streams", help="list benchmark streams (and whether their data is here) and models")
+def register(p) -> None:
     p.set_defaults(func=run)
 
 

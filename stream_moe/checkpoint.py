@@ -1,12 +1,14 @@
 """Atomic, checksummed checkpoints of a model's state and the source positions it has consumed.
 
-A checkpoint is one pickle, written to a temporary file, fsynced, renamed into place (and the directory fsynced), so a
-crash leaves either the previous checkpoint or the new one, never half of one. Its first line is the sha256 of the
-rest, after the checkpoint format: a file damaged later (disk, a bad copy) is recognised and skipped, and the newest
-valid one is restored. The last `keep` checkpoints are kept. A checkpoint of another format (written by a version of
-stream-moe whose models pickle differently) is not restored: `restore` raises `IncompatibleCheckpoint`, leaving the
-files as they are, rather than resume a model that would fail later or start over and lose what was learned; when
-every checkpoint is damaged it raises `DamagedCheckpoints`, for the same reason. Temporary files of a writer killed
+A checkpoint is one pickle after a header line (`frame`: the checkpoint format and the sha256 of the pickle; `unframe`
+checks it). In a directory (`Checkpointer`) it is written to a temporary file, fsynced, renamed into place (and the
+directory fsynced), so a crash leaves either the previous checkpoint or the new one, never half of one; a file damaged
+later (disk, a bad copy) is recognised and skipped, and the newest valid one is restored. The last `keep` checkpoints
+are kept. A checkpoint of another format (written by a version of stream-moe whose models pickle differently) is not
+restored: `restore` raises `IncompatibleCheckpoint`, leaving the files as they are, rather than resume a model that
+would fail later or start over and lose what was learned; when every checkpoint is damaged it raises
+`DamagedCheckpoints`, for the same reason. Other stores (`stream_moe.checkpoint_store`) keep the same bytes and raise
+the same errors. Temporary files of a writer killed
 mid-write are removed by `remove_temporary` (call it only while no other process writes to the directory).
 
 >>> import tempfile
@@ -45,6 +47,33 @@ class DamagedCheckpoints(RuntimeError):
     """Checkpoints exist, and none of them can be read."""
 
 
+def incompatible(where: str, form: int, remedy: str) -> IncompatibleCheckpoint:
+    return IncompatibleCheckpoint(f"{where} has checkpoint format {form}; this version of stream-moe reads format "
+                                  f"{FORMAT}. {remedy}")
+
+
+def damaged(where: str, remedy: str) -> DamagedCheckpoints:
+    return DamagedCheckpoints(f"every checkpoint {where} is damaged; refusing to start this shard afresh, which "
+                              f"would forget what it learned. {remedy}, or allow a fresh start (serve.allow_fresh_start).")
+
+
+def frame(payload: bytes) -> bytes:
+    """The header line that precedes a pickled state: the magic, the format this code writes, the payload's sha256."""
+    return b"%s %d %s\n" % (MAGIC, FORMAT, hashlib.sha256(payload).hexdigest().encode())
+
+
+def unframe(data: bytes) -> tuple[int, memoryview]:
+    """The format and the payload of a header line and its payload (without copying the payload); `ValueError` when
+    they are damaged. A header of the digest alone is format 1."""
+    end = data.index(b"\n")
+    fields = bytes(data[:end]).split(b" ")
+    form, digest = (int(fields[1]), fields[2]) if fields[0] == MAGIC else (1, fields[0])
+    payload = memoryview(data)[end + 1:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise ValueError("checksum mismatch")
+    return form, payload
+
+
 class Checkpointer:
     """Saves and restores states (any picklable value) in `directory`, numbered in order."""
 
@@ -69,7 +98,7 @@ class Checkpointer:
         path = self.directory / f"{PREFIX}{number:012d}{SUFFIX}"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            f.write(b"%s %d %s\n" % (MAGIC, FORMAT, hashlib.sha256(payload).hexdigest().encode()))
+            f.write(frame(payload))
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
@@ -97,24 +126,14 @@ class Checkpointer:
         paths = self.paths()
         for path in reversed(paths):
             try:
-                header, payload = path.read_bytes().split(b"\n", 1)
-                fields = header.split(b" ")
-                form, digest = (int(fields[1]), fields[2]) if fields[0] == MAGIC else (1, header)
-                if hashlib.sha256(payload).hexdigest().encode() != digest:
-                    raise ValueError("checksum mismatch")
+                form, payload = unframe(path.read_bytes())
             except Exception as err:  # a damaged or unreadable file: fall back to the one before
                 log.warning("skipping checkpoint %s: %s", path, err)
                 continue
             if form != FORMAT:
-                raise IncompatibleCheckpoint(
-                    f"{path} has checkpoint format {form}; this version of stream-moe reads format {FORMAT}. Move "
-                    f"{self.directory} aside to start fresh, or resume it with the version that wrote it."
-                )
+                raise incompatible(str(path), form, f"Move {self.directory} aside to start fresh, or resume it with "
+                                   "the version that wrote it.")
             return pickle.loads(payload)
         if paths:
-            raise DamagedCheckpoints(
-                f"every checkpoint in {self.directory} is damaged ({len(paths)} files); refusing to start this shard "
-                "afresh, which would forget what it learned. Move the directory aside, or allow a fresh start "
-                "(serve.allow_fresh_start)."
-            )
+            raise damaged(f"in {self.directory} ({len(paths)} files)", "Move the directory aside")
         return None

@@ -134,7 +134,9 @@ class Service:
 
     def checkpoint(self, partitions: typing.Iterable[int] | None = None, commit: bool = True) -> dict:
         """Flush the sinks, checkpoint the shards (default: all owned), then commit their positions (unless `commit`
-        is false: the caller commits them); return the positions."""
+        is false: the caller commits them); return the positions. The store's save returns only once the checkpoint
+        is durable (a file fsynced, or a Kafka manifest acknowledged by every in-sync replica): a failed save raises
+        here, and nothing is committed."""
         for sink in self.flushables:
             sink.flush()
         numbers = sorted(self.shards.owned) if partitions is None else list(partitions)

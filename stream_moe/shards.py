@@ -3,10 +3,10 @@
 A shard is everything learned from one partition number: the model (in its `Predictor`), its join tables (predicted
 events waiting for labels, labels waiting for events, recent ids: `stream_moe.joins`) and the positions consumed (the
 input partition, and the label topic's partition with the same number: labels must be keyed like their events so
-they land on the same partition number). With a checkpoint directory each shard is saved to its own subdirectory
-`shard-<n>`, shared by all replicas: a replica saves a shard when its partition is revoked and restores it when the
-partition is assigned, so no two replicas learn the same partition and a handed-over model carries on from the exact
-positions it consumed.
+they land on the same partition number). With a checkpoint store (`stream_moe.checkpoint_store`: a directory every
+replica shares, or a Kafka topic) each shard is saved on its own: a replica saves a shard when its partition is revoked
+and restores it when the partition is assigned, so no two replicas learn the same partition and a handed-over model
+carries on from the exact positions it consumed.
 
 A shard never lets a record stop it: when the model raises on a micro-batch, the shard's state is restored to what it
 was before the batch (its last snapshot, then the batches since, again), and the batch is bisected until the record
@@ -25,7 +25,8 @@ import pickle
 import time
 import typing
 
-from stream_moe.checkpoint import Checkpointer, DamagedCheckpoints
+from stream_moe.checkpoint import DamagedCheckpoints
+from stream_moe.checkpoint_store import CheckpointStore, DirectoryStore
 from stream_moe.events import DeadLetter, Event, Prediction, Record
 from stream_moe.feature_kinds import FeatureKinds
 from stream_moe.joins import EarlyLabel, JoinLimits, Joins, Waiting
@@ -239,7 +240,8 @@ def label_letter(id: str, label: EarlyLabel, kind: str, why: str) -> DeadLetter:
 
 class Shards:
     """The shards this process owns, by partition number; a shard is made on first use by `make_predictor` (and
-    restored from its newest checkpoint, if any).
+    restored from its newest checkpoint in `store`, if any: by default a `DirectoryStore` of `checkpoint_dir`, when
+    given).
 
     A shard whose checkpoints are all damaged is not started afresh, which would silently forget what it learned:
     `get` raises `DamagedCheckpoints`, unless `allow_fresh_start`."""
@@ -252,10 +254,14 @@ class Shards:
         limits: JoinLimits | None = None,
         audit: bool = False,
         allow_fresh_start: bool = False,
+        store: CheckpointStore | None = None,
     ):
         self.make_predictor = make_predictor
-        self.checkpoint_dir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
-        self.keep = keep
+        if store is None and checkpoint_dir is not None:
+            store = DirectoryStore(checkpoint_dir, keep)
+        self.store = store
+        # the directory to check for writing at start, when the store is one
+        self.checkpoint_dir: pathlib.Path | None = getattr(store, "directory", None)
         self.limits = limits or JoinLimits()
         self.audit = audit
         self.allow_fresh_start = allow_fresh_start
@@ -271,31 +277,29 @@ class Shards:
         shard = self.owned.get(n)
         if shard is None:
             shard = Shard(self.make_predictor(), Joins(self.limits), learned_ids=[] if self.audit else None)
-            if self.checkpoint_dir is not None:
-                checkpointer = self._checkpointer(n)
-                checkpointer.remove_temporary()
+            if self.store is not None:
                 try:
-                    state = checkpointer.restore()
+                    state = self.store.restore(n)
                 except DamagedCheckpoints:
                     if not self.allow_fresh_start:
                         raise
                     log.warning("every checkpoint of shard %d is damaged; starting it afresh", n)
                     state = None
+                self.store.remove_leftovers(n)
                 if state is not None:
                     shard.load(state)
             self.owned[n] = shard
         return shard
 
     def save(self, numbers: typing.Iterable[int] | None = None) -> None:
-        """Checkpoint the given shards (default: all owned); each checkpoint is also the shard's new snapshot."""
-        if self.checkpoint_dir is None:
+        """Checkpoint the given shards (default: all owned) in the store, each durably before the next; each checkpoint
+        is also the shard's new snapshot. `save_seconds` and `saved_bytes` measure them, as written to the store."""
+        if self.store is None:
             return
         started, size = time.perf_counter(), 0
         for n in sorted(self.owned) if numbers is None else numbers:
             if n in self.owned:
-                payload = self.owned[n].snapshot()
-                self._checkpointer(n).save_payload(payload)
-                size += len(payload)
+                size += self.store.save(n, self.owned[n].snapshot())
         self.saved_at = time.time()
         self.save_seconds, self.saved_bytes = time.perf_counter() - started, size
 
@@ -306,6 +310,3 @@ class Shards:
     def positions(self) -> dict[tuple[str, int], int]:
         """Where each (source, partition) owned resumes: the offset after the last record fully processed."""
         return {k: v for _, shard in self for k, v in shard.positions.items()}
-
-    def _checkpointer(self, n: int) -> Checkpointer:
-        return Checkpointer(self.checkpoint_dir / f"shard-{n}", self.keep)

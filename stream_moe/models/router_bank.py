@@ -22,6 +22,9 @@ from stream_moe.models.router import (
     FLUSH_EVERY, Layers, Router, adam_scalars, adam_step, dropout_kept, forward, fresh_row, gradients, initial_layers,
 )
 
+# routing pads a bucket of members to its largest count of rows while the padded rows stay within this share of the
+# real ones (see `_buckets`): measured on the CPU against exact groups and one padded bucket (benchmarks/router_bank.py)
+ROUTE_PADDING = 0.25
 # inputs and outputs are padded to a multiple of this: a member that grows past the bank's widths re-lays every member
 # out, which this makes rare (a stream's categories appear one at a time), for at most 7 zero columns or rows each
 WIDTH_STEP = 8
@@ -74,6 +77,7 @@ class RouterBank:
         self.balance_weight = balance_weight
         self.device_name = device
         self._capacity, self._in_width, self._out_width = 0, WIDTH_STEP, WIDTH_STEP
+        self._padding = ROUTE_PADDING
         # per member slot, on the host: whether in use, and each router's own seed, shape and progress
         self._live = np.zeros(0, dtype=bool)
         self._seed, self._n_in, self._n_out, self._fill, self._n_steps, self._adam_steps, self._rows_made = (
@@ -322,22 +326,42 @@ class RouterBank:
         if not len(members):
             self._train(plan, self._transfer.to_device(plan.arrays) if plan else [])
             return np.zeros((0, self._out_width), dtype=np.float32)
-        per_member = np.bincount(members, minlength=self._capacity)
-        touched = np.flatnonzero(per_member)
-        touched = touched[np.argsort(per_member[touched], kind="stable")]  # fewest rows first
-        counts = per_member[touched]
-        if len(touched) == 1:
-            order = np.arange(len(members))
-        else:
-            rank = np.empty(self._capacity, dtype=np.int64)
-            rank[touched] = np.arange(len(touched))
-            order = np.argsort(rank[members], kind="stable")  # rows member by member, in arrival order
-        arrays = (plan.arrays if plan else []) + [z, order, touched]
+        touched, buckets, places = self._layout(members)
+        arrays = (plan.arrays if plan else []) + [z] + ([] if places is None else [places, touched])
         sent = self._transfer.to_device(arrays)
         with torch.no_grad():
+            if places is None:  # one member: its own rows in order, through its row of the parameters
+                self._train(plan, sent[:-1])
+                return self._transfer.to_host(self._route_one(sent[-1], int(touched[0])))
             self._train(plan, sent[:-3])
-            logits = self._route(*sent[-3:], counts, (touched == np.arange(len(touched))).all())
-        return self._transfer.to_host(logits)
+            in_place = len(touched) == self._capacity and bool((touched == np.arange(len(touched))).all())
+            return self._transfer.to_host(self._route(*sent[-3:], buckets, in_place))
+
+    def _layout(self, members: np.ndarray) -> tuple[np.ndarray, list, np.ndarray | None]:
+        """Where each row goes for routing: the touched members (most rows first), their buckets (`_buckets`),
+        and each row's place in the padded layout (its bucket, its member's block of the bucket's rows, its rank
+        among the member's rows); no places when one member has all the rows."""
+        if members[0] == members[-1] and (members == members[0]).all():
+            return members[:1], [(0, 1, len(members), 0)], None
+        per_member = np.bincount(members, minlength=self._capacity)
+        touched = np.flatnonzero(per_member)
+        touched = touched[np.argsort(-per_member[touched], kind="stable")]
+        buckets = _buckets(per_member[touched], self._padding)
+        base = np.zeros(self._capacity, dtype=np.int64)
+        for start, end, rows, at in buckets:
+            base[touched[start:end]] = at + rows * np.arange(end - start)
+        by_member = np.argsort(members, kind="stable")
+        rank = np.empty(len(members), dtype=np.int64)
+        rank[by_member] = np.arange(len(members)) - (np.cumsum(per_member) - per_member)[members[by_member]]
+        return touched, buckets, base[members] + rank
+
+    def _route_one(self, z: torch.Tensor, member: int) -> torch.Tensor:
+        """Forward of one member's rows: `Router.scores`' products, on the member's row of the parameters."""
+        key = (self._params.data_ptr(), member, None)
+        layers = self._views.get(key)
+        if layers is None:
+            layers = self._views[key] = Layers(self._sizes, self._params[member])
+        return forward(layers, F.pad(z, (0, self._in_width - z.shape[1])))
 
     def observe(self, members, z: np.ndarray, masks: np.ndarray) -> None:
         """Queue training rows (input, multi-hot mask of the member's outputs); every `batch_size` of a member's
@@ -377,29 +401,21 @@ class RouterBank:
                 raise ValueError("a row has more inputs than its member")
         return members, z
 
-    def _route(self, z: torch.Tensor, order: torch.Tensor, touched: torch.Tensor, counts: np.ndarray,
-               in_order: bool) -> torch.Tensor:
-        """Forward of rows grouped by member (`order`), members sorted by their count of rows (`touched`,
-        `counts`; `in_order`: they are all the members, in order): one batched product per layer and distinct
-        count."""
-        z = F.pad(z, (0, self._in_width - z.shape[1]))
-        if len(counts) > 1:
-            z = z.index_select(0, order)
-        if len(counts) == self._capacity and bool(in_order):  # every member, in order (one member: always)
-            params = self._params
-        else:
-            params = torch.index_select(self._params, 0, touched, out=self._workspace("route", len(counts)))
-        pieces, row = [], 0
-        distinct, first = np.unique(counts, return_index=True)
-        for count, start, end in zip(distinct.tolist(), first.tolist(), [*first[1:].tolist(), len(counts)]):
-            n = end - start
-            h = z[row : row + n * count].view(n, count, self._in_width)
-            pieces.append(forward(self._layers(params, start, end), h).reshape(n * count, self._out_width))
-            row += n * count
-        if len(counts) == 1:
-            return pieces[0]
-        out = torch.empty(len(order), self._out_width, device=self.device)
-        return out.index_copy_(0, order, torch.cat(pieces))
+    def _route(self, z: torch.Tensor, places: torch.Tensor, touched: torch.Tensor, buckets: list,
+               in_place: bool) -> torch.Tensor:
+        """Forward of the rows laid out by member (`places`), members in `buckets` of similar counts of rows (see
+        `_buckets`): one batched product per layer and bucket, over the touched members' parameters gathered
+        (`touched`; `in_place`: they are all the members, in order, and need no gathering)."""
+        end, rows, at = buckets[-1][1], buckets[-1][2], buckets[-1][3]
+        total = at + (end - buckets[-1][0]) * rows
+        z = z.new_zeros(total, self._in_width).index_copy_(0, places, F.pad(z, (0, self._in_width - z.shape[1])))
+        params = self._params if in_place else torch.index_select(
+            self._params, 0, touched, out=self._workspace("route", len(touched)))
+        pieces = []
+        for start, end, rows, at in buckets:
+            h = z[at : at + (end - start) * rows].view(end - start, rows, self._in_width)
+            pieces.append(forward(self._layers(params, start, end), h).view(-1, self._out_width))
+        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces)).index_select(0, places)
 
     def _workspace(self, name: str, rows: int) -> torch.Tensor:
         """A reused (rows, member size) buffer: gathering members into a fresh allocation each call costs a page
@@ -465,7 +481,7 @@ class RouterBank:
         self._fill[touched] = total % bs
         self._n_steps[touched] += steps
         self._adam_steps[touched] += steps * epochs
-        arrays = [members[by_round], (position % bs)[by_round], z[by_round], masks[by_round], all_due,
+        arrays = [(members * bs + position % bs)[by_round], z[by_round], masks[by_round], all_due,
                   self._n_out[all_due], keep, np.ascontiguousarray(scalars), flush]
         rounds = list(zip(due_bounds[:-1].tolist(), due_bounds[1:].tolist()))
         return TrainingPlan(
@@ -480,13 +496,14 @@ class RouterBank:
         members, gathered into workspaces and written back."""
         if plan is None:
             return
-        members, places, z, masks, due, n_out, keep, scalars, flush = sent
+        places, z, masks, due, n_out, keep, scalars, flush = sent  # places: member * batch_size + row in batch
         rows = plan.row_bounds
+        buffer_z, buffer_masks = (t.view(-1, t.shape[2]) for t in (self._buffer_z, self._buffer_masks))
         for r in range(len(plan.due_bounds)):
             if rows[r + 1] > rows[r]:
                 part = slice(rows[r], rows[r + 1])
-                self._buffer_z[members[part], places[part]] = z[part]
-                self._buffer_masks[members[part], places[part]] = masks[part]
+                buffer_z.index_copy_(0, places[part], z[part])
+                buffer_masks.index_copy_(0, places[part], masks[part])
             if r == len(plan.due_bounds) - 1:
                 break
             a, b = plan.due_bounds[r], plan.due_bounds[r + 1]
@@ -528,6 +545,26 @@ class RouterBank:
     @staticmethod
     def _settings_of(router: Router) -> dict:
         return {k: getattr(router, k) for k in ("hidden", "dropout", "lr", "batch_size", "epochs", "balance_weight")}
+
+
+def _buckets(counts: np.ndarray, padding: float) -> list[tuple[int, int, int, int]]:
+    """Members (their counts of rows, most first) in buckets of consecutive members, each padded to its largest
+    count, as few as keep the padded rows of each within `padding` times its real rows: (first member, end, rows
+    per member, first padded row) each. Exact groups (`padding=0`) cost a product per distinct count; one bucket can
+    multiply the rows (1024 rows over 1024 members: up to 6 a member)."""
+    distinct, first = np.unique(-counts, return_index=True)  # counts descending
+    ends = [*first[1:].tolist(), len(counts)]
+    buckets, at, i = [], 0, 0
+    while i < len(first):
+        start, rows, real, j = int(first[i]), int(-distinct[i]), 0, i
+        while j < len(first) and (ends[j] - start) * rows <= (1 + padding) * (real + (ends[j] - first[j]) *
+                                                                                -distinct[j]):
+            real += (ends[j] - first[j]) * -distinct[j]
+            j += 1
+        buckets.append((start, ends[j - 1], rows, at))
+        at += (ends[j - 1] - start) * rows
+        i = j
+    return buckets
 
 
 @dataclasses.dataclass

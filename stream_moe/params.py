@@ -86,7 +86,8 @@ def check_params(cls: typing.Callable, params: dict, owner: str) -> dict:
                 # lax, so that 3 is a float and [64, 32] a tuple; but True is no number
                 checked[name] = adapter.validate_python(value, strict=isinstance(value, bool))
             except pydantic.ValidationError as err:
-                shown = getattr(hints[name], "__name__", None) or str(hints[name]).replace("typing.", "")
+                hint = hints[name]
+                shown = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
                 given = "" if default is inspect.Parameter.empty else f" (default {default!r})"
                 raise ParamError(f"{name}={value!r}: expected {shown}{given}: {err.errors()[0]['msg']}") from None
         elif default is not inspect.Parameter.empty:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import collections
+import json
 import random
 
 import pytest
 from river import metrics, utils
 
-from stream_moe.evaluation import PrequentialEvaluator
+from stream_moe.evaluation import PrequentialEvaluator, write_json
 
 
 def random_run(n=3000, seed=0, classes=("a", "b", "c")):
@@ -83,3 +84,10 @@ def test_undefined_kappa_is_zero():
     ev.update_many(["a"] * 10, ["a"] * 10)
     assert ev.cumulative()["kappa"] == 0.0
     assert ev.cumulative()["kappa_m"] == 1.0  # the majority baseline missed the first instance
+
+
+def test_results_are_valid_json_without_nan(tmp_path):
+    path = tmp_path / "r.json"
+    write_json(path, {"kappa": float("nan"), "speed": float("inf"), "sizes": (1, 2), "deep": {"x": [float("-inf")]}})
+    assert json.loads(path.read_text(), parse_constant=pytest.fail) == {
+        "kappa": None, "speed": None, "sizes": [1, 2], "deep": {"x": [None]}}

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from connectors.files import open_arff, open_csv, open_file
+from connectors.files import StreamFileError, UnknownTarget, open_arff, open_csv, open_file
 from stream_moe.events import DecodeError
 
 ARFF = """% a comment
@@ -89,3 +89,88 @@ def test_real_electricity_file(elec_path):
     assert len(events) == 45_312 and not errors
     assert sum(e.y == "UP" for e in events) == 19_237
     assert events[0].x["day"] == "2"  # nominal attribute stays a category
+
+
+SPARSE_ARFF = """@relation sparse
+@attribute a numeric
+@attribute colour {red, green, 'dark blue'}
+@attribute b numeric
+@attribute class {no, yes}
+@data
+{0 1.5, 1 green, 3 yes}
+{2 -2}
+{1 'dark blue', 2 ?}
+1,red,2,yes
+{7 1}
+{zero 1}
+"""
+
+
+def test_sparse_arff_rows_hold_zero_or_the_first_value_where_left_out(tmp_path):
+    path = tmp_path / "s.arff"
+    path.write_text(SPARSE_ARFF)
+    events, errors = decode_all(*open_file(path))
+    assert [(e.x, e.y) for e in events] == [
+        ({"a": 1.5, "colour": "green", "b": 0.0}, "yes"),
+        ({"a": 0.0, "colour": "red", "b": -2.0}, "no"),
+        ({"a": 0.0, "colour": "dark blue"}, "no"),  # '?' is missing, in sparse rows too
+        ({"a": 1.0, "colour": "red", "b": 2.0}, "yes"),
+    ]
+    assert errors == ["line 11: sparse index 7 past the last column (3)",
+                      "line 12: sparse entry 'zero 1' is not 'index value'"]
+
+
+def test_a_line_that_is_not_utf8_is_refused_not_made_a_class(tmp_path):
+    path = tmp_path / "s.csv"
+    rows = [f"{i}.5,{'ab'[i % 2]}".encode() for i in range(20)]
+    rows[5] = b"5.5,\xff\xfe"
+    path.write_bytes(b"x,label\n" + b"\n".join(rows) + b"\n")
+    source, decoder = open_file(path)
+    events, errors = decode_all(source, decoder)
+    assert errors == ["line 7: not valid UTF-8"]
+    assert {e.y for e in events} == {"a", "b"} and len(events) == 19
+
+
+@pytest.mark.parametrize("kind", ["string", "date 'yyyy-MM-dd'", "relational"])
+def test_attributes_that_cannot_be_streamed_are_refused_by_name(tmp_path, kind):
+    path = tmp_path / "s.arff"
+    path.write_text(f"@relation r\n@attribute a numeric\n@attribute when {kind}\n@attribute c {{x,y}}\n@data\n1,z,x\n")
+    with pytest.raises(StreamFileError, match=rf"^{path}:3: attribute 'when' is of type {kind.split()[0]}, which "
+                       "cannot be streamed"):
+        open_file(path)
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("empty.csv", "", "empty file"),
+    ("blank.csv", "\n\n", "empty file"),
+    ("header.csv", "a,b,label\n", "no data rows after the header"),
+    ("empty.arff", "", "empty file"),
+    ("header.arff", "@relation r\n@attribute a numeric\n@attribute c {x,y}\n@data\n", "no data rows after @data"),
+    ("nodata.arff", "@relation r\n@attribute a numeric\n", "no @data section"),
+])
+def test_files_without_rows_are_refused(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(StreamFileError, match=f"^{path}: {message}$"):
+        open_file(path)
+
+
+def test_a_gzip_file_cut_short_fails_with_the_line_it_stopped_after(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    text = "a,label\n" + "".join(f"{rng.random():.9f},{i % 2}\n" for i in range(20_000))
+    packed = gzip.compress(text.encode())
+    path = tmp_path / "s.csv.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    source, decoder = open_file(path)
+    with pytest.raises(StreamFileError, match=rf"^{path}: the gzip data ends early, after line (\d+) "):
+        decode_all(source, decoder)
+
+
+def test_a_target_that_is_not_a_column_is_named_with_the_closest(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("speed,label\n1,a\n")
+    with pytest.raises(UnknownTarget, match=r"^'lable' is not a column of s\.csv \(did you mean label\?\); its "
+                       "columns: speed, label$"):
+        open_file(path, target="lable")

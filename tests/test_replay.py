@@ -91,3 +91,32 @@ def test_help_and_listing(argv, capsys):
     except SystemExit as exit:
         assert exit.code == 0
     assert "stream" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["replay", "forecast", "serve", "streams"])
+def test_every_subcommand_help_shows_its_defaults(command, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([command, "--help"])
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split("options:", 1)[1].split())
+    options = {"replay": ["--stream", "--seed", "--batch-size", "--out"], "forecast": ["--scenario", "--seed", "--steps", "--horizon"],
+               "serve": ["--http-port", "--checkpoint-dir"], "streams": []}[command]
+    for option in options:
+        described = text.split(f" {option} ", 1)[1].split(" --", 1)[0]
+        assert "default" in described, f"{option}: {described}"
+
+
+def test_replay_and_forecast_agree_on_the_seed_and_the_run_length():
+    from stream_moe.cli import build_parser
+
+    replay_args = build_parser(["replay"]).parse_args(["replay", "--n", "5"])
+    forecast_args = build_parser(["forecast"]).parse_args(["forecast", "--n", "5"])
+    assert replay_args.n == forecast_args.n == 5
+    assert forecast_args.seed == load_settings().model.seed  # replay's default seed, from the same setting
+    assert build_parser(["forecast"]).parse_args(["forecast", "--steps", "7"]).n == 7
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out.startswith("stream-moe 0.")

@@ -208,3 +208,17 @@ def test_early_labels_expire_into_dead_letters_and_far_future_times_are_refused(
     assert kinds["bad_ts"].position.offset == 51
     assert shards.get(0).joins.now == 149.0  # the clock was not moved by 1e300
     assert len(predictions) == 150
+
+
+def test_a_dead_letter_sink_that_fails_loses_its_letters_but_not_the_loop():
+    class Broken(ListSink):
+        def write(self, items):
+            raise OSError("disk full")
+
+    kept = ListSink()
+    records = as_records([*valid_events(20), b"{broken", *valid_events(20, start=20)])
+    loop = EventLoop(IterableSource("in", records), JsonEventDecoder(), Shards(lambda: Predictor(
+        tree.HoeffdingTreeClassifier(), "ht")), dead_letters=[Broken(), kept], batch_size=8)
+    stats = loop.run()
+    assert stats.predictions == 40 and stats.dead_letters == 1 and stats.dead_letters_lost == 1
+    assert [d.kind for d in kept.items] == ["invalid_json"]

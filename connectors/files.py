@@ -171,7 +171,8 @@ def _raw_lines(path: pathlib.Path) -> typing.Iterator[bytes]:
             for number, line in enumerate(handle, start=1):
                 yield line
         except EOFError:
-            raise StreamFileError(f"{path}: the gzip data ends early, after line {number} (a truncated file?)") from None
+            raise StreamFileError(f"{path}: the gzip data ends early, after line {number} (a truncated file?)"
+                                  ) from None
         except (gzip.BadGzipFile, zlib.error) as err:
             what = "not a gzip file" if number == 0 else f"corrupt gzip data after line {number}"
             raise StreamFileError(f"{path}: {what} ({err})") from None

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # recorded in results files
     use_torch_threads(args.torch_threads)
     keep_freed_memory()
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except (UsageError, SettingsError) as err:

@@ -134,7 +134,8 @@ def run(args) -> int:
         raise UsageError("--failure", f"step {late[0]} is past the end of {name} ({len(loads)} steps)")
     model = make_forecaster(args, season)
     result = backtest(model, loads, changes, horizon=args.horizon, warmup=warmup)
-    summary = {"scenario": name, "model": args.model, "params": dict(args.param), **run_info(args.argv), "seed": args.seed,
+    summary = {"scenario": name, "model": args.model, "params": dict(args.param), **run_info(args.argv),
+               "seed": args.seed,
                "horizon": args.horizon, "links": len(names), "steps": len(loads), "requested_n": args.n,
                **result.summary()}
     for change in summary["changes"]:

@@ -25,12 +25,15 @@ def test_compose_file_has_broker_topics_and_service():
     assert "container_name" not in service, "a fixed name would prevent --scale stream-moe=2"
     assert all(":" not in str(p) for p in service["ports"]), "a fixed host port would prevent --scale"
     assert "9094:9094" in services["kafka"]["ports"]
-    assert service["volumes"][0].split(":")[0] in compose["volumes"]
+    assert "volumes" not in service and "volumes" not in compose, "replicas share nothing but the broker"
+    created = services["create-topics"]["command"][0]
+    assert "--topic stream-moe-state" in created and "cleanup.policy=compact" in created
 
 
 def test_example_service_config_loads():
     settings = load_settings(REPO / "deploy" / "service.yaml")
     assert settings.serve.kafka.topics == ["events"] and settings.serve.kafka.label_topic == "labels"
+    assert settings.serve.checkpoint_store == "kafka" and settings.serve.checkpoint_topic == "stream-moe-state"
 
 
 def test_example_forecast_config_loads():

@@ -13,6 +13,7 @@ import yaml
 from kafka_broker import consume, fresh_topics, produce, start_serve, terminate, write_config
 from stream_moe.kafka_store import KafkaStore
 from test_serve_kafka import assignments, events, predicted_ids
+from test_serve_safety import error_line, serve
 
 CHUNK = 16 * 1024
 
@@ -98,3 +99,10 @@ def test_a_replica_killed_mid_stream_hands_its_partition_over_through_the_kafka_
     assert consume(broker, topics["dead"], 2, lambda v: False, timeout_s=3) == []
     assert "Traceback" not in (tmp_path / "a" / "serve.log").read_text()
     assert not (tmp_path / "a" / "checkpoints").exists() and not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_the_kafka_store_without_its_topic_or_without_kafka_is_refused_at_start(broker, tmp_path):
+    kafka = {"bootstrap_servers": broker.bootstrap, "topics": ["events"], "group_id": "refused"}
+    line = error_line(serve(tmp_path, kafka=kafka, checkpoint_store="kafka", checkpoint_topic="no-such-state"))
+    assert "checkpoint_topic 'no-such-state' does not exist" in line and "cleanup.policy=compact" in line
+    assert "serve.kafka, which is not set" in error_line(serve(tmp_path, checkpoint_store="kafka"))

@@ -198,8 +198,12 @@ class KafkaStore:
                     "--config cleanup.policy=compact")
             options = client_options(self.client, "producer")
             request = max(options.get("max_request_size", 1_048_576), self.chunk_bytes + RECORD_OVERHEAD)
-            self.producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers,
-                                          **{**options, "acks": "all", "max_request_size": request})
+            try:
+                self.producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers,
+                                              **{**options, "acks": "all", "max_request_size": request})
+            except Exception:
+                consumer.close()
+                raise
             self.consumer, self.partitions = consumer, len(partitions)
 
     def where(self, shard: int) -> str:

@@ -202,7 +202,8 @@ def routing_variants(n_members: int, rows: int, args) -> dict:
 
 def machine(devices: list[str]) -> dict:
     info = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "niceness": os.nice(0)}
     try:
         info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                                  if line.startswith("model name"))

@@ -40,12 +40,16 @@ class RouterBank:
     else that reads a member), in the same host-to-device copy as that call's rows; on CUDA each call copies once
     each way through pinned memory. `member(i)` is a handle with `Router`'s methods for one member.
 
-    Routing groups the rows by member and runs one `baddbmm` per layer for each distinct count of rows per member,
-    over the touched members' parameters gathered into a workspace, rather than a `linear` per member: on the CPU
-    (hidden (256, 128), 16 inputs and outputs, 1 thread) 1.1-3.6x as fast once a micro-batch touches more than 16
-    members, about as fast from 16 down, 0.6-0.9x for one member; on CUDA the alternative would be a kernel launch
-    per member. Grouping by count keeps the products free of padded rows (padding each member to the largest count
-    computed up to 6x the rows at 1024 members).
+    Routing lays the rows out member by member and runs one `baddbmm` per layer for each bucket of members with
+    similar counts of rows (`_buckets`), over the touched members' parameters gathered into a workspace. Measured on
+    the CPU by benchmarks/router_bank.py (hidden (256, 128), 16 inputs and outputs, 1 thread, on a shared 2-core
+    machine at load 11-14, where repeats of one computation spread about 30%): a `linear` per layer and member
+    (segment-wise, nothing gathered) took 1.5-3.3x as long from 16 members up; one bucket for all (every member
+    padded to the largest count: 1024 rows over 1024 members pad up to 6 rows a member) 1.1-1.3x from 256 members;
+    one product per distinct count measured alike. Buckets keep the products per call few, which is what counts on
+    CUDA, where each is a kernel launch. Routing and training together, the bank had 1.2-1.9x the throughput of
+    separate routers from 256 members, 1.0-1.6x with 16 and 0.7-0.8x with one (its bookkeeping for many members):
+    on the CPU it pays where models share it.
 
     >>> bank = RouterBank(hidden=(8,), batch_size=4, device="cpu")
     >>> a = bank.add(n_inputs=2, n_outputs=3, seed=0)
@@ -718,7 +722,18 @@ def route(routings: list) -> list[np.ndarray | None]:
 def predict_learn_together(models: list, batches: list[tuple[list, list]]) -> list[list[tuple[dict, list[int]]]]:
     """`model.predict_learn_many(xs, ys)` for each model and its batch, with the same results, the routers of
     models that share a bank routed in one call per bank (their training rows queue, to train in one pass at the
-    bank's next call). Each model at most once."""
+    bank's next call). Each model at most once.
+
+    >>> from stream_moe.models.driftmoe_data import DriftMoEData
+    >>> models = [DriftMoEData(n_experts=4, hidden=(16,), experts="river", device="cpu", seed=s) for s in range(3)]
+    >>> bank = RouterBank(device="cpu", **models[0].router_settings)
+    >>> for model in models:
+    ...     model.use_router_bank(bank)
+    >>> batches = [([{"x": float(i + s)} for i in range(8)], [i % 2 for i in range(8)]) for s in range(3)]
+    >>> answers = predict_learn_together(models, batches)  # the three routers in one call to the bank
+    >>> len(bank), [len(a) for a in answers], type(models[0].router_).__name__
+    (3, [8, 8, 8], 'BankedRouter')
+    """
     if len({id(m) for m in models}) != len(models):
         raise ValueError("a model appears twice: its second batch would be routed before its first is learned")
     routings = [model.start_batch(xs, ys) for model, (xs, ys) in zip(models, batches)]

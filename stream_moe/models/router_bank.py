@@ -3,9 +3,12 @@ call per micro-batch for every member it touches.
 
 A member is a `Router` in all but storage: its parameters, moments and training buffer are one row of the bank's
 stacked tensors, while its seed, step counts and dropout generator stay its own, so a bank of M gives the routing
-and, after training, the parameters of M separate routers fed the same rows (to float rounding: batched products sum
-in another order). Members differ in inputs and outputs (features and experts appear per model): the bank pads each
-to the widest, and padding stays exactly zero (zero inputs, outputs outside the loss, zero gradients and moments).
+and, after training, the parameters of M separate routers fed the same rows, to float rounding: batched products sum
+in another order. Rarely, rounding tips a hidden unit's ReLU (the passes' one discontinuity) on a row, after which
+that unit's weights differ by about an Adam step: benchmarks/router_bank.py compares the two after some 600 steps,
+under 4e-6 in 11 settings and 0.06 in one, whose first difference above 1e-5 came at step 560, in a first-layer
+weight. Members differ in inputs and outputs (features and experts appear per model): the bank pads each to the
+widest, and padding stays exactly zero (zero inputs, outputs outside the loss, zero gradients and moments).
 """
 
 from __future__ import annotations
@@ -43,13 +46,13 @@ class RouterBank:
     Routing lays the rows out member by member and runs one `baddbmm` per layer for each bucket of members with
     similar counts of rows (`_buckets`), over the touched members' parameters gathered into a workspace. Measured on
     the CPU by benchmarks/router_bank.py (hidden (256, 128), 16 inputs and outputs, 1 thread, on a shared 2-core
-    machine at load 11-14, where repeats of one computation spread about 30%): a `linear` per layer and member
-    (segment-wise, nothing gathered) took 1.5-3.3x as long from 16 members up; one bucket for all (every member
-    padded to the largest count: 1024 rows over 1024 members pad up to 6 rows a member) 1.1-1.3x from 256 members;
-    one product per distinct count measured alike. Buckets keep the products per call few, which is what counts on
-    CUDA, where each is a kernel launch. Routing and training together, the bank had 1.2-1.9x the throughput of
-    separate routers from 256 members, 1.0-1.6x with 16 and 0.7-0.8x with one (its bookkeeping for many members):
-    on the CPU it pays where models share it.
+    machine at load 11-17, where repeats of one computation spread about 30%): a `linear` per layer and member
+    (segment-wise, nothing gathered) took 1.2-3.3x as long from 16 members up; one bucket for all (every member
+    padded to the largest count: 1024 rows over 1024 members pad up to 6 rows a member) 1.0-1.4x as long from 256
+    members, 0.85-1.0x with 16; one product per distinct count measured alike. Buckets keep the products per call
+    few, which is what counts on CUDA, where each is a kernel launch. Routing and training together (two runs, load
+    11-17), the bank had 1.1-1.9x the throughput of separate routers from 256 members, 1.0-1.6x with 16 and
+    0.6-0.8x with one (its bookkeeping for many members): on the CPU it pays where models share it.
 
     >>> bank = RouterBank(hidden=(8,), batch_size=4, device="cpu")
     >>> a = bank.add(n_inputs=2, n_outputs=3, seed=0)
@@ -187,7 +190,8 @@ class RouterBank:
         return router
 
     def remove(self, member: int) -> None:
-        """Forget a member (its queued rows too); its index may be given to a later member."""
+        """Forget a member (its queued rows too); its index may be given to a later member. The bank keeps its
+        room (as many members as it held at once)."""
         m = self._check(member)
         if self._pending_at[m]:
             self._pending = [(ms[ms != m], z[ms != m], masks[ms != m]) for ms, z, masks in self._pending]
@@ -287,8 +291,8 @@ class RouterBank:
         self._resize(self._capacity, n_outputs=n_out + 1)
         self._rows_made[m] += 1
         row = fresh_row(int(self._seed[m]), n_out + 1000 * int(self._rows_made[m]), self.hidden[-1], n_out)
-        params, exp_avg, exp_avg_sq = self._rows(m)
-        params.weights[-1][n_out] = row[0].to(self.device)  # its bias, moments and masks: zero padding till now
+        # its bias, moments and buffered masks are padding until now: zero
+        self._rows(m)[0].weights[-1][n_out] = row[0].to(self.device)
         self._n_out[m] = n_out + 1
         return n_out
 

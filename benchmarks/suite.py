@@ -74,7 +74,12 @@ def parse_model(spec: str) -> tuple[str, int | None, dict]:
 
 
 def split_models(text: str) -> list[str]:
-    return [m for m in (text.split(";") if ";" in text else text.split(",")) if m]
+    """Models separated by `;`, or by `,` when no spec has parameters (`arf:10,hoeffding-tree`).
+
+    >>> split_models("driftmoe-data::top_k=8,bagging_lambda=12")
+    ['driftmoe-data::top_k=8,bagging_lambda=12']
+    """
+    return [m for m in (text.split(";") if ";" in text or "::" in text else text.split(",")) if m]
 
 
 def machine() -> dict:

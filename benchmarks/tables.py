@@ -15,6 +15,7 @@ import argparse
 import json
 import pathlib
 import re
+import shlex
 import statistics
 import sys
 import typing
@@ -70,6 +71,14 @@ def by(runs: list[dict], stream: str, model: str, n: int | None = None) -> list[
     return [r for r in runs if r["stream"] == stream and r["model"] == model and n in (None, r["n"])]
 
 
+def chosen_n(runs: list[dict], stream: str) -> int | None:
+    """The length at which most runs of a stream were made (the default's runs decide ties by coming first)."""
+    lengths = [r["n"] for r in runs if r["stream"] == stream and r["model"] == DEFAULT] or \
+        [r["n"] for r in runs if r["stream"] == stream]
+    return max(dict.fromkeys(lengths), key=lambda n: sum(r["n"] == n for r in runs if r["stream"] == stream),
+               default=None)
+
+
 def pct(values: list[float]) -> str:
     return f"{100 * statistics.fmean(values):.2f}" if values else "—"
 
@@ -109,9 +118,9 @@ def summary() -> str:
     lines = header(["stream (instances)", "DriftMoE-Data", "river ARF(10)", "MOA ARF(10)", "river HT", "MOA HT",
                     "speed vs river ARF(10)", "speed vs MOA ARF(10)"])
     for stream in stream_order(accuracy):
-        if not by(accuracy, stream, DEFAULT):
+        n = chosen_n(accuracy, stream)
+        if not by(accuracy, stream, DEFAULT, n):
             continue
-        n = by(accuracy, stream, DEFAULT)[0]["n"]
         cells = [pct([r["accuracy"] for r in by(accuracy, stream, m, n)])
                  for m in (DEFAULT, "arf:10", "moa-arf:10", "hoeffding-tree", "moa-ht")]
         lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({n:,})", *cells,
@@ -126,14 +135,16 @@ def accuracy() -> str:
     models = list(dict.fromkeys(r["model"] for r in runs))
     lines = header(["stream (instances)", *(model_name(m) for m in models)])
     for stream in stream_order(runs):
-        cells = []
+        n, cells = chosen_n(runs, stream), []
         for m in models:
-            mine = by(runs, stream, m)
+            mine = by(runs, stream, m, n)
             cells.append(f"{pct([r['accuracy'] for r in mine])} / {pct([r['kappa_m'] for r in mine])}" if mine else "—")
-        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({by(runs, stream, DEFAULT)[0]['n']:,})", *cells]))
+        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({n:,})", *cells]))
     lines.append(row(["instances/s (one run each)", *("" for _ in models)]))
     for stream in stream_order(runs):
-        cells = [number(by(runs, stream, m)[0]["instances_per_s"]) if by(runs, stream, m) else "—" for m in models]
+        n = chosen_n(runs, stream)
+        cells = [number(by(runs, stream, m, n)[0]["instances_per_s"]) if by(runs, stream, m, n) else "—"
+                 for m in models]
         lines.append(row([STREAM_NAMES.get(stream, stream), *cells]))
     return "\n".join(lines)
 
@@ -167,7 +178,7 @@ def defaults() -> str:
     lines = header(["stream (instances)", "default", *(VARIANTS[v] for v in variants)])
     diffs: dict[str, list[float]] = {v: [] for v in variants}
     for stream in stream_order(runs):
-        base = by(runs, stream, DEFAULT)
+        base = by(runs, stream, DEFAULT, chosen_n(runs, stream))
         if not base:
             continue
         cells = []
@@ -219,15 +230,29 @@ def provenance() -> str:
             dates = sorted(r["date"] for r in mine)
             m = mine[0]["machine"]
             when = dates[0][:16].replace("T", " ") + (f" to {dates[-1][11:16]}" if dates[-1] != dates[0] else "")
-            lines.append(row([f"`{path.relative_to(ROOT)}`", len(mine), f"`{command}`", when,
+            lines.append(row([f"`{path.relative_to(ROOT)}`", len(mine), f"`{pretty(command)}`", when,
                               f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, torch {m['torch']}",
                               f"{min(loads):.1f}-{max(loads):.1f}"]))
     return "\n".join(lines)
 
 
+def quote(arg: str) -> str:
+    """A shell word, in double quotes where single ones would need escaping."""
+    if re.fullmatch(r"[\w@%+=:,./-]+", arg):
+        return arg
+    if not re.search(r'["$`\\!]', arg):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
+def pretty(command: str) -> str:
+    """A recorded command line, quoted for reading."""
+    return " ".join(quote(a) for a in shlex.split(command))
+
+
 def commands(*files: str) -> str:
     """The commands that wrote these results files, in the order they first appear, as a shell block."""
-    seen = dict.fromkeys(r["command"] for name in files for r in read(name))
+    seen = dict.fromkeys(pretty(r["command"]) for name in files for r in read(name))
     return "```bash\n" + "\n".join(seen) + "\n" + "python benchmarks/tables.py\n```"
 
 

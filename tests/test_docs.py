@@ -80,6 +80,7 @@ def test_results_files_say_what_made_them_where_and_when():
             assert run["command"].startswith("python benchmarks/suite.py"), path.name
             assert run["date"] and run["machine"]["cpu"] and run["machine"]["cores"]
             assert len(run["load_before"]) == 3 and len(run["load_after"]) == 3
+            assert not run.get("dead_letters"), f"{path.name}: a run whose records were refused measures nothing"
 
 
 def test_the_readme_is_short_and_links_resolve():

@@ -11,6 +11,8 @@ path gets an all-zero column (its traffic is lost).
 [1]
 >>> routing_matrix(topo, pairs, failed=frozenset({1}))[:, 0].nonzero()[0].tolist()  # via Chicago, Indianapolis
 [0, 2, 3, 4]
+
+A pair's series (its demand over time, on the wire or in a CSV file) is named ``origin>destination`` (`pair_key`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,24 @@ import networkx as nx
 import numpy as np
 
 from connectors.network.topology import Topology
+
+PAIR_SEPARATOR = ">"
+
+
+def pair_key(origin: str, destination: str) -> str:
+    """The series key of an OD pair: ``origin>destination``.
+
+    >>> pair_key("NewYork", "Chicago"), parse_pair("NewYork>Chicago")
+    ('NewYork>Chicago', ('NewYork', 'Chicago'))
+    """
+    return f"{origin}{PAIR_SEPARATOR}{destination}"
+
+
+def parse_pair(key: str) -> tuple[str, str]:
+    origin, sep, destination = key.partition(PAIR_SEPARATOR)
+    if not sep or not origin or not destination:
+        raise ValueError(f"an OD pair is 'origin{PAIR_SEPARATOR}destination', not {key!r}")
+    return origin, destination
 
 
 def shortest_paths(

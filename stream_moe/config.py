@@ -61,6 +61,11 @@ class ForecastSettings(Section):
     step_s: float | None = Field(None, gt=0, description="seconds between two samples; given, irregular gaps reach "
                                  "the forecaster as time spans (none: every new timestamp is one step)")
     horizon: int = Field(1, ge=1, description="steps forecast from each event's timestamp on")
+    routing: typing.Literal["hops", "weight"] = Field("hops", description="how the network routes, for the "
+                                                      "forecasters that know it: shortest paths by hop count or by "
+                                                      "the topology's link weights (the built-in scenarios: hops)")
+    pairs: list[str] | None = Field(None, description="OD pair series 'origin>destination' of a forecaster of "
+                                    "demands (od-cfc), in order (none: every ordered pair of the topology's nodes)")
     scenario: str = Field("euro28-drastic", description="embedded mode: the failure scenario (built-in or YAML file) "
                           "whose simulated link loads are served; its links must be the keys")
 

@@ -18,7 +18,11 @@ from connectors.source import IterableSource
 from stream_moe.commands.serve import build_service, served_forecaster
 from stream_moe.config import Settings
 from stream_moe.events import DecodeError, Event, Position, Record
+from stream_moe.forecast.backtest import backtest
 from stream_moe.forecast.baselines import Persistence
+from stream_moe.forecast.failure_aware import FailureAwareForecaster
+from stream_moe.forecast.network import Network
+from stream_moe.forecast.registry import build_forecaster
 from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
 from stream_moe.loop import EventLoop
 from stream_moe.shards import Shards
@@ -120,3 +124,84 @@ def test_late_values_are_dropped_without_a_forecast():
     answers = predictor.process([Event(str(i), {}, v, k, float(t)) for i, (k, t, v) in enumerate(stream)])
     assert [p.y_pred for p in answers] == [None, None, 1.0, None, None, 2.0, 3.0]
     assert predictor.model.late_ == 2 and predictor.learned == 4
+
+
+BAD_LINK_EVENTS = {
+    "unknown_event": {"event": "link_flap", "key": "NewYork-Chicago", "ts": 1.0},
+    "unknown_key": {"event": "link_down", "key": "NewYork>Chicago", "ts": 1.0},  # a pair, not a link
+    "unknown_field": {"event": "link_down", "key": "NewYork-Chicago", "ts": 1.0, "value": 0.0},
+    "missing_field": {"event": "link_up", "key": "NewYork-Chicago"},
+    "wrong_type": {"event": "link_up", "key": "NewYork-Chicago", "ts": 1.0, "id": 7},
+}
+
+
+@pytest.mark.parametrize("kind", BAD_LINK_EVENTS)
+def test_forecast_decoder_refuses_bad_link_events_with_a_reason(kind):
+    decoder = ForecastEventDecoder(["NewYork-Chicago"], demand_keys=["NewYork>Chicago"])
+    with pytest.raises(DecodeError) as err:
+        decoder.decode(Record(json.dumps(BAD_LINK_EVENTS[kind]).encode(), Position("in", 0)))
+    assert err.value.kind == kind and str(err.value)
+
+
+def test_forecast_decoder_reads_link_events_and_demands():
+    decoder = ForecastEventDecoder(["NewYork-Chicago"], demand_keys=["NewYork>Chicago"])
+    decode = lambda event: decoder.decode(Record(json.dumps(event).encode(), Position("in", 0)))  # noqa: E731
+    up = decode({"event": "link_up", "key": "NewYork-Chicago", "ts": 60})
+    demand = decode({"key": "NewYork>Chicago", "ts": 60, "value": 2.5})
+    assert (up.id, up.x, up.y) == ("NewYork-Chicago@60.0/link_up", {"event": "link_up"}, 1.0)
+    assert (demand.key, demand.y) == ("NewYork>Chicago", 2.5)
+
+
+SMALL = """topology: abilene
+steps: 60
+step_minutes: 30
+failures:
+  - {impact: 1, at: 40}
+"""
+
+
+def network_settings(tmp_path, model: str) -> Settings:
+    (tmp_path / "small.yaml").write_text(SMALL)
+    return Settings(
+        model={"name": model, "device": "cpu"},
+        forecast={"topology": "abilene", "scenario": str(tmp_path / "small.yaml"), "horizon": 1},
+        serve={"out": str(tmp_path / "out"), "checkpoint_dir": str(tmp_path / "ckpt")},
+    )
+
+
+@pytest.mark.parametrize("model", ["cfc-failure-aware", "od-cfc"])
+def test_served_network_forecaster_reads_link_events_and_forecasts_as_its_backtest(tmp_path, model):
+    settings = network_settings(tmp_path, model)
+    stats = build_service(settings).run()
+    sim = simulate(load_scenario(tmp_path / "small.yaml"), settings.model.seed)
+    pairs = 132 if model == "od-cfc" else 0
+    assert stats.records == 60 * (LINKS + pairs) + 1 and stats.dead_letters == 0
+    served = forecasts(tmp_path)
+    link_event = next(p for p in served if p["id"].endswith("/link_down"))
+    failed = sim.changes[0].links[0]
+    assert link_event["key"] == sim.link_names[failed] and link_event["forecast"] == [0.0]  # answered re-routed
+    network = Network(sim.topology, routing=sim.scenario.routing)
+    reference = backtest(build_forecaster(model, 48, seed=settings.model.seed, device="cpu", network=network),
+                         sim.loads, [], warmup=0, down=sim.failed, demands=sim.demands)
+    names = {name: i for i, name in enumerate(sim.link_names)}
+    loads = [p for p in served if p["key"] in names and "/" not in p["id"] and p["forecast"]]
+    assert len(loads) == 59 * LINKS
+    got = np.array([p["y_pred"] for p in loads]).reshape(59, LINKS)
+    np.testing.assert_allclose(got, reference.predictions[1:], rtol=1e-12)
+    assert (got[39:, failed] == 0).all() and (got[:39, failed] > 0).all()  # row k: step k + 1
+
+
+def test_a_link_event_changes_the_served_forecast_at_once():
+    sim = simulate(load_scenario("abilene-drastic"), seed=0)
+    keys = sim.link_names
+    forecaster = FailureAwareForecaster(Network(sim.topology), season=48, device="cpu")
+    predictor = ForecastPredictor(KeyedForecaster(forecaster, keys), "cfc-failure-aware")
+    events = [Event(f"{t}/{k}", {}, sim.loads[t, i], k, 1800.0 * t) for t in range(30) for i, k in enumerate(keys)]
+    predictor.process(events)
+    failed = sim.changes[0].links[0]
+    before = predictor.model.forecast_for(keys[failed], 1800.0 * 30)
+    answer = predictor.process([Event("down", {"event": "link_down"}, 0.0, keys[failed], 1800.0 * 30)])[0]
+    assert before[0] > 1 and answer.forecast == [0.0] and predictor.model.down_ == {failed}
+    assert predictor.learned == 29 * LINKS + 1  # the event is applied at once; the last step waits for the next
+    again = predictor.process([Event("up", {"event": "link_up"}, 1.0, keys[failed], 1800.0 * 30)])[0]
+    assert again.forecast[0] > 1 and predictor.model.down_ == frozenset()

@@ -22,8 +22,8 @@ from connectors.sinks import JsonlDeadLetterSink, JsonlPredictionSink
 from connectors.source import Decoder, Source
 from stream_moe.config import ForecastSettings, KafkaSettings, ServeSettings, Settings, load_settings
 from stream_moe.evaluation import PrequentialEvaluator
-from stream_moe.forecast.registry import FORECASTERS, build_forecaster
-from stream_moe.forecast.serving import ForecastPredictor, KeyedForecaster
+from stream_moe.forecast.registry import FORECASTERS
+from stream_moe.forecast.serving import ForecastPredictor, served_demand_keys, served_keyed_forecaster
 from stream_moe.http_server import OpsServer
 from stream_moe.logs import use_json_logs
 from stream_moe.loop import EventLoop
@@ -52,7 +52,9 @@ Input events are JSON: {"id", "key", "ts", "x": {...}, "y"}; a later {"id", "y"}
 A forecaster (--model cfc, ltc, persistence, ...) reads {"id" (optional), "key": link, "ts": seconds, "value": load}
 instead and answers each with {"y_pred": the forecast for its ts, "forecast": [that and the next horizon-1 steps],
 ...}, made before its value was learned; the events of one ts are one step of the network, so every link of a network
-must be produced to one partition (e.g. with the network's name as the message key).
+must be produced to one partition (e.g. with the network's name as the message key). A link failure or recovery is
+{"event": "link_down" or "link_up", "key": link, "ts"}, on the same topic or another of the same partitioning: the
+network forecasters (cfc-failure-aware, od-cfc; od-cfc also reads "origin>destination" demand values) re-route at once.
 Metrics on http://127.0.0.1:9108/metrics, health on /healthz and /readyz. SIGTERM drains, checkpoints and commits.
 """
 
@@ -118,11 +120,11 @@ def served_forecaster(settings: Settings) -> Served:
     """One forecaster of all the keys per shard: a network's links must share a partition."""
     serve, m, f = settings.serve, settings.model, settings.forecast
     keys = f.keys or [link.name for link in load_topology(f.topology).links]
-    decoder = ForecastEventDecoder(keys, serve.max_message_bytes)
+    demand_keys = served_demand_keys(m.name, f)
+    decoder = ForecastEventDecoder(keys, serve.max_message_bytes, demand_keys)
 
     def make_predictor() -> ForecastPredictor:
-        forecaster = build_forecaster(m.name, f.season, seed=m.seed, device=m.device, **m.params)
-        keyed = KeyedForecaster(forecaster, keys, f.step_s, f.horizon)
+        keyed = served_keyed_forecaster(m, f, keys, demand_keys)
         return ForecastPredictor(keyed, m.name, window=settings.evaluation.window)
 
     def embedded():
@@ -130,7 +132,7 @@ def served_forecaster(settings: Settings) -> Served:
         if links != keys:
             raise ValueError(f"the links of scenario {f.scenario!r} are not the served keys (forecast.topology or "
                              "forecast.keys)")
-        return scenario_source(f.scenario, seed=m.seed, limit=serve.embedded_n), decoder
+        return scenario_source(f.scenario, seed=m.seed, limit=serve.embedded_n, demands=bool(demand_keys)), decoder
 
     return Served(make_predictor, decoder, embedded, classifier=False)
 

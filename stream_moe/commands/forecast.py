@@ -9,6 +9,7 @@ import pathlib
 
 from connectors.network.scenario import BUILTIN, load_scenario
 from stream_moe.commands.arguments import LazyChoices, device, existing_file, non_negative_int, positive_int
+from stream_moe.forecast.options import duration, link_change
 from stream_moe.config import ModelSettings
 from stream_moe.errors import UsageError, one_line
 from stream_moe.evaluation import write_json
@@ -26,13 +27,19 @@ examples:
   stream-moe forecast --scenario abilene-mild --model mlp-retrained --seed 3
   stream-moe forecast --scenario my_scenario.yaml --model ltc --horizon 4
   stream-moe forecast --csv link_loads.csv --season 288 --failure 5000 --model cfc
+  stream-moe forecast --scenario abilene-drastic --model od-cfc          # OD demands routed over the topology
+  stream-moe forecast --csv loads.csv.gz --season 96 --topology net.edges --failure 5000:A-B --model cfc-failure-aware
+  stream-moe forecast --csv loads.csv --od demands.csv --topology net.edges --failure 5000:A-B --model od-cfc
 
 Built-in scenarios: {", ".join(BUILTIN)}. A scenario file is YAML (see connectors/network/scenario.py): a topology
 (euro28, abilene or an edge-list file), steps, step minutes, and failures at given steps, by link name or by impact
 rank (1: the link whose failure moves the most load). Results (forecast.json, forecast.png) go to --out.
+The network forecasters (cfc-failure-aware; od-cfc, which also needs the OD demands) learn which link fails when:
+scenarios know it; with --csv, name the links (--failure STEP:LINK) and give the topology (an edge-list file
+'node_a node_b capacity [weight]' whose links are the CSV's columns) and, for od-cfc, a CSV of OD demands at the
+loads' timestamps, one column per pair 'origin>destination'. A gap in the CSV's timestamps reaches the liquid
+networks as a longer time span.
 """
-WARMUP_DAYS = 2  # steps of warm-up left out of the scores: two seasons (days)
-DEFAULT_SEASON = 48  # warm-up steps per day where the loads have no known season
 
 
 def scenario(text: str) -> str:
@@ -53,8 +60,20 @@ def register(p: argparse.ArgumentParser) -> None:
     what.add_argument("--csv", type=existing_file,
                       help="real loads instead: a CSV, wide (time, one column per link) or long (time, link, value)")
     p.add_argument("--season", type=positive_int, help="steps per day of --csv loads (scenarios know theirs)")
-    p.add_argument("--failure", type=non_negative_int, action="append", default=[],
-                   help="step of a known failure in --csv loads, repeatable")
+    p.add_argument("--failure", type=link_change, action="append", default=[], metavar="STEP[:LINK,...]",
+                   help="step of a known failure in --csv loads, and the links that failed, repeatable")
+    p.add_argument("--recovery", type=link_change, action="append", default=[], metavar="STEP:LINK[,...]",
+                   help="step where failed --csv links came back, repeatable")
+    p.add_argument("--topology", help="with --csv: the network's topology (built-in name or edge-list file)")
+    p.add_argument("--od", type=existing_file, help="with --csv and --topology: a CSV of the OD demands, one column "
+                   "per pair 'origin>destination', at the loads' timestamps")
+    p.add_argument("--routing", choices=("hops", "weight"),
+                   help="with --topology: shortest paths by hop count or by link weight (default: weight)")
+    p.add_argument("--warmup", type=duration, default=duration("2"),
+                   help="left out of the scores at the start: days (2, 1.5d), hours (12h) or steps (96steps); "
+                   "default: 2 days")
+    p.add_argument("--window", type=duration, default=duration("1"),
+                   help="span before and after each failure that its scores cover, as --warmup; default: 1 day")
     p.add_argument("--model", choices=FORECASTER_NAMES, default="cfc", metavar="MODEL", help="forecaster: %(choices)s")
     p.add_argument("--param", type=parse_param, action="append", default=[], metavar="NAME=VALUE",
                    help="forecaster constructor parameter, repeatable (e.g. hidden=32, window=16); checked against "
@@ -84,56 +103,79 @@ def read_csv_loads(path: pathlib.Path):
     return series
 
 
-def load_input(args) -> tuple:
-    """Name, loads (steps x links), link names, change steps and steps per day of what the arguments ask for."""
+def load_input(args):
+    """What the arguments ask to forecast (a `ForecastInput`): the loads, the changes, the steps per day, and what
+    is known besides (link states, demands, network)."""
     from connectors.network.simulator import simulate
+    from stream_moe.forecast.inputs import measured, simulated
 
     if args.csv is not None:
+        if args.od is not None and args.topology is None:
+            raise UsageError("--od", "the demands are routed over the network: give --topology too")
         series = read_csv_loads(args.csv)
-        return args.csv.name, series.values, series.names, sorted(args.failure), args.season
-    if args.failure or args.season is not None:
-        raise UsageError("--failure" if args.failure else "--season", "only with --csv (a scenario knows its own)")
+        od = read_csv_loads(args.od) if args.od is not None else None
+        try:
+            return measured(args.csv.name, series, args.season, args.failure, args.recovery, args.topology, od,
+                            args.routing or "weight")
+        except (ValueError, KeyError, OSError) as err:
+            raise ValueError(f"{args.csv}: {one_line(err)}") from err
+    for flag, given in (("--failure", args.failure), ("--recovery", args.recovery), ("--topology", args.topology),
+                        ("--od", args.od), ("--routing", args.routing), ("--season", args.season is not None)):
+        if given:
+            raise UsageError(flag, "only with --csv (a scenario knows its own)")
     try:
         sim = simulate(load_scenario(args.scenario), seed=args.seed)
     except KeyError as err:  # a scenario file that lacks a key
         raise ValueError(f"{args.scenario}: not a valid scenario: no {err.args[0]!r} given") from err
     except Exception as err:  # a scenario file that does not describe a scenario
         raise ValueError(f"{args.scenario}: not a valid scenario: {one_line(err)}") from err
-    return sim.scenario.name, sim.loads, sim.link_names, [c.step for c in sim.changes], sim.scenario.steps_per_day
+    return simulated(sim)
 
 
-def make_forecaster(args, season: int | None):
-    """The forecaster the arguments ask for, its --param values checked against its constructor first."""
-    from stream_moe.forecast.registry import build_forecaster
+def make_forecaster(args, data):
+    """The forecaster the arguments ask for, its --param values checked against its constructor first; a network
+    forecaster gets the network of `data`, the `ForecastInput`."""
+    from stream_moe.forecast.registry import NETWORK_FORECASTERS, build_forecaster
 
     params = dict(args.param)
-    for name, flag in (("seed", "--seed"), ("device", "--device"), ("season", "--season")):
+    for name, flag in (("seed", "--seed"), ("device", "--device"), ("season", "--season"), ("network", "--topology")):
         if name in params:
             raise UsageError("--param", f"{name} is set with {flag}")
-    cls = type(build_forecaster(args.model, season, seed=args.seed, device="cpu"))
+    if args.model in NETWORK_FORECASTERS:
+        if data.network is None:
+            raise UsageError("--topology", f"{args.model} forecasts from the network: give its topology")
+        if NETWORK_FORECASTERS[args.model].uses_demands and data.demands is None:
+            raise UsageError("--od", f"{args.model} forecasts the OD demands: give them")
+        if data.changes and data.down is None:
+            raise UsageError("--failure", f"{args.model} needs the links that failed: STEP:LINK")
+    season, network = data.season, data.network
+    cls = type(build_forecaster(args.model, season, seed=args.seed, device="cpu", network=network))
     try:
         params = check_params(cls, params, args.model)
-        return build_forecaster(args.model, season, seed=args.seed, device=args.device, **params)
+        return build_forecaster(args.model, season, seed=args.seed, device=args.device, network=network, **params)
     except (ParamError, TypeError) as err:
         raise UsageError("--param", one_line(err)) from None
 
 
 def run(args) -> int:
-    from stream_moe.forecast.backtest import backtest
+    from stream_moe.forecast.backtest import backtest, check_windows
     from stream_moe.forecast.plots import plot_forecast
 
-    name, loads, names, changes, season = load_input(args)
+    data = load_input(args)
+    if late := [c for c in data.changes if c >= len(data.loads)]:
+        raise UsageError("--failure", f"step {late[0]} is past the end of {data.name} ({len(data.loads)} steps)")
     if args.n is not None:
-        loads = loads[: args.n]
-        changes = [c for c in changes if c < args.n]
-    warmup = WARMUP_DAYS * (season or DEFAULT_SEASON)
-    if len(loads) <= warmup + args.horizon:
-        raise ValueError(f"{name}: {len(loads)} steps, but the first {warmup} warm the forecaster up: at least "
-                         f"{warmup + args.horizon + 1} are needed to score a {args.horizon}-step forecast")
-    if late := [c for c in changes if c >= len(loads)]:
-        raise UsageError("--failure", f"step {late[0]} is past the end of {name} ({len(loads)} steps)")
-    model = make_forecaster(args, season)
-    result = backtest(model, loads, changes, horizon=args.horizon, warmup=warmup)
+        data = data.head(args.n)
+    name, loads, names, changes = data.name, data.loads, data.names, data.changes
+    warmup, window = args.warmup.steps(data.steps_per_day), args.window.steps(data.steps_per_day)
+    try:
+        check_windows(len(loads), changes, args.horizon, warmup, window)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err} (a warm-up of {warmup} steps and windows of {window}: see --warmup and "
+                         "--window)") from None
+    model = make_forecaster(args, data)
+    result = backtest(model, loads, changes, horizon=args.horizon, warmup=warmup, window=window, down=data.down,
+                      demands=data.demands, spans=data.spans)
     summary = {"scenario": name, "model": args.model, "params": dict(args.param), **run_info(args.argv),
                "seed": args.seed,
                "horizon": args.horizon, "links": len(names), "steps": len(loads), "requested_n": args.n,

@@ -37,6 +37,23 @@ class Backtest:
     warmup: int
     window: int
     ms_per_step: float
+    rolling: int = 12
+    tolerance: float = 1.1
+
+    def error_on(self, links: list[int]) -> np.ndarray:
+        """The RMSE over `links` at every step (NaN where there is no forecast)."""
+        return np.sqrt(np.mean((self.predictions[:, links] - self.loads[:, links]) ** 2, axis=1))
+
+    def steps_to_recover(self, links: list[int], start: int, last: int) -> int | None:
+        """Steps from `start` until the error on `links`, averaged over the next `rolling` steps, is within
+        `tolerance` times its mean over the `window` steps before `start` (after the warm-up); None if not by `last`.
+        """
+        error = self.error_on(links)
+        level = np.mean(error[max(start - self.window, self.warmup) : start])
+        for k in range(last - start + 1):
+            if np.mean(error[start + k : start + k + self.rolling]) <= self.tolerance * level:
+                return k
+        return None
 
     def _rmse(self, start: int, stop: int, links=slice(None)) -> float:
         start = max(start, self.warmup)
@@ -129,17 +146,15 @@ def backtest(
         predictions[t + horizon] = forecaster.forecast(horizon)[-1]
     ms_per_step = 1000 * (time.perf_counter() - start) / max(steps - horizon, 1)
 
-    affected, recovery = [], []
+    result = Backtest(loads, predictions, list(changes), [], [], warmup + horizon, window, ms_per_step, rolling,
+                      tolerance)
     for i, c in enumerate(changes):
         moved = np.abs(loads[c : c + window].mean(0) - loads[max(c - window, 0) : c].mean(0))
         links = np.argsort(-moved)[:top].tolist()
-        affected.append(links)
-        error = np.sqrt(np.mean((predictions[:, links] - loads[:, links]) ** 2, axis=1))
-        level = np.mean(error[max(c - window, warmup + horizon) : c])
+        result.affected.append(links)
         end = (changes[i + 1] if i + 1 < len(changes) else steps) - rolling
-        recovered = [k for k in range(end - c + 1) if np.mean(error[c + k : c + k + rolling]) <= tolerance * level]
-        recovery.append(recovered[0] if recovered else None)
-    return Backtest(loads, predictions, list(changes), affected, recovery, warmup + horizon, window, ms_per_step)
+        result.recovery.append(result.steps_to_recover(links, c, end))
+    return result
 
 
 def check_windows(steps: int, changes: list[int], horizon: int, warmup: int, window: int) -> None:

@@ -2,6 +2,7 @@
 of the forecasters that know the network; markdown tables.
 
     python benchmarks/forecast_suite.py --scenarios euro28-drastic,abilene-mild --models persistence,od-cfc --seeds 3,4
+    python benchmarks/forecast_suite.py --models "cfc::lags=16,seasons=2,spread=1" --seeds 3,4,5  # an ablation
     python benchmarks/forecast_suite.py --table-only          # the tables of what the results file holds
 
 Each run is appended to `--out` (default `benchmarks/results/forecast_network.jsonl`) as soon as it ends, with the
@@ -132,7 +133,8 @@ def mean_table(runs: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(BUILTIN))
-    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--models", default=DEFAULT_MODELS,
+                        help="forecasters, 'name' or 'name::param=value,...' (';'-separated when a spec holds commas)")
     parser.add_argument("--seeds", default="3,4,5", help="seeds 0-2 chose the forecasters' inputs; report on others")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "forecast_network.jsonl")
     parser.add_argument("--table-only", action="store_true", help="print the tables of the results file, run nothing")
@@ -147,12 +149,13 @@ def main(argv: list[str] | None = None) -> None:
         meta = suite.provenance(shlex.join(["python", "benchmarks/forecast_suite.py", *argv]))
         for scenario in args.scenarios.split(","):
             for seed in map(int, args.seeds.split(",")):
-                for model in args.models.split(","):
+                for model in suite.split_models(args.models):
                     if (scenario, model, seed) in done:
                         continue
                     before = suite.load()
-                    run = run_one(scenario, model, seed, tolerance=TARGETS["tolerance"])
-                    run.update(meta, load_before=before, load_after=suite.load())
+                    name, _, params = suite.parse_model(model)
+                    run = run_one(scenario, name, seed, tolerance=TARGETS["tolerance"], **params)
+                    run.update(meta, model=model, load_before=before, load_after=suite.load())
                     suite.append(args.out, run)
                     print(f"{scenario} {model} seed {seed}: RMSE {run['rmse']:.3f}, day after "
                           f"{[round(c['rmse_after'], 3) for c in run['changes']]}, recovery "

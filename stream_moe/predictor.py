@@ -1,8 +1,8 @@
 """Any river classifier seen by the event loop as a batch predictor and learner.
 
-Models with stream-moe's batch methods (the mixtures: `predict_learn_many` and `learn_many` on lists of dicts) get
-whole micro-batches; others (river's baselines, whose `*_many` methods, where present, take DataFrames) are called
-once per event, in order.
+The mixtures get whole micro-batches (their `predict_learn_many` and `learn_many` take lists of dicts); other models
+(river's, whose `*_many` methods take DataFrames, and the fast tree, whose take coded arrays) are called once per
+event, in order.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from river import base
 
 from stream_moe.events import Event, Prediction
+from stream_moe.models.mixture import Mixture
 
 
 class Predictor:
@@ -24,7 +25,7 @@ class Predictor:
         self.name = name
         self.version = version
         self.learned = 0
-        self._batched = hasattr(model, "predict_learn_many")
+        self._batched = isinstance(model, Mixture)
 
     def process(self, events: list[Event]) -> list[Prediction]:
         """Test-then-train over the batch in arrival order: each event is predicted, then learned if it has a label."""

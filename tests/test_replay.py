@@ -8,7 +8,11 @@ import pytest
 
 from stream_moe.cli import main
 from stream_moe.config import load_settings
+from connectors.benchmarks import open_stream
 from stream_moe.models.driftmoe_data import DriftMoEData
+from stream_moe.models.registry import MODELS, build_model
+from stream_moe.predictor import Predictor
+from stream_moe.replay import ReplayOptions, replay
 
 
 def test_replay_a_benchmark_writes_report_history_and_plot(tmp_path, capsys):
@@ -120,3 +124,10 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["--version"])
     assert exit.value.code == 0 and capsys.readouterr().out.startswith("stream-moe 0.")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registered_model_runs_through_the_loop(name):
+    report = replay(open_stream("sea_a", n=300, seed=1), Predictor(build_model(name, seed=1), name),
+                    ReplayOptions(progress=False))
+    assert report["n"] == 300 and report["accuracy"] > 0.5

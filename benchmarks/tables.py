@@ -25,6 +25,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
+# the results files these tables are written from (other benchmarks keep theirs beside them)
+RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "defaults.jsonl", "forecast.jsonl", "recur4.jsonl")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
@@ -221,7 +223,7 @@ def forecast() -> str:
 def provenance() -> str:
     """Each results file: the command(s), when, on what, and the load average around its runs."""
     lines = header(["results file", "runs", "command", "date (UTC)", "machine", "load (1 min) around runs"])
-    for path in sorted(RESULTS.glob("*.jsonl")):
+    for path in (RESULTS / name for name in RESULT_FILES):
         runs = read(path.name)
         for command in dict.fromkeys(r["command"] for r in runs):
             mine = [r for r in runs if r["command"] == command]

@@ -71,10 +71,8 @@ def test_the_settings_reference_names_every_setting_of_the_model(tables):
     assert documented == list(keys(Settings)), REGENERATE
 
 
-def test_results_files_say_what_made_them_where_and_when():
-    files = sorted((ROOT / "benchmarks" / "results").glob("*.jsonl"))
-    assert files
-    for path in files:
+def test_results_files_say_what_made_them_where_and_when(tables):
+    for path in (ROOT / "benchmarks" / "results" / name for name in tables.RESULT_FILES):
         for line in path.read_text().splitlines():
             run = json.loads(line)
             assert run["command"].startswith("python benchmarks/suite.py"), path.name

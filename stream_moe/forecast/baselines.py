@@ -19,7 +19,7 @@ from torch import nn
 
 
 class Persistence:
-    """Tomorrow is today: every step ahead is the latest value."""
+    """Every step ahead is the latest value."""
 
     def observe(self, values, dt: float | None = None) -> None:
         self.last_ = np.asarray(values, dtype=float)

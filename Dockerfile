@@ -11,7 +11,7 @@ RUN pip install --no-cache-dir .
 # of the machine that builds the image (as `docker compose up` does); on another CPU the first run compiles again.
 RUN python -m stream_moe.compilation
 COPY deploy/service.yaml /etc/stream-moe/service.yaml
-# Checkpoints live here; mount a volume shared by all replicas.
+# The directory store's checkpoints live here (a volume shared by all replicas); the Kafka store needs none.
 VOLUME /var/lib/stream-moe
 EXPOSE 9108
 ENTRYPOINT ["stream-moe"]

@@ -108,6 +108,8 @@ class Service:
             self.loop.source.close()
             for sink in (*self.loop.sinks, *self.loop.dead_letters):
                 sink.close()
+            if self.shards.store is not None:
+                self.shards.store.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if self._deadline is not None:

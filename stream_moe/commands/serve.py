@@ -85,8 +85,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="model of every shard (default: the settings' model.name); a forecaster serves link loads")
     p.add_argument("--http-port", type=port, help="port of /metrics, /healthz, /readyz, 0 for any free port "
                    "(default: the settings' serve.http_port)")
-    p.add_argument("--checkpoint-dir", help="checkpoint directory, shared by all replicas (default: the settings' "
-                   "serve.checkpoint_dir)")
+    p.add_argument("--checkpoint-dir", help="checkpoint directory of the directory store, shared by all replicas "
+                   "(default: the settings' serve.checkpoint_dir; serve.checkpoint_store: kafka needs none)")
     p.set_defaults(func=run)
 
 

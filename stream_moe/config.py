@@ -97,6 +97,11 @@ class ServeSettings(Section):
         "(numeric: a finite number; nominal: a string or an integer), checked before the model (none: any)")
     classes: list[str | int | bool] | None = Field(None, description="classifiers: known class labels (none: "
                                                    "any)")
+    model_per: typing.Literal["partition", "key"] = Field(
+        "partition", description="classifiers: one model per input partition, or one per event key within it (the "
+        "mixtures' routers then share a router bank)")
+    max_models: int = Field(1000, ge=1, description="model_per key: live models per shard at most; the least recently "
+                            "used are spilled (compressed, kept in the checkpoint) and reloaded when their key returns")
     max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")
     checkpoint_store: typing.Literal["directory", "kafka"] = Field(
         "directory", description="where shard checkpoints are kept: directory (checkpoint_dir, which every replica "

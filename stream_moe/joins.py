@@ -122,10 +122,11 @@ class RecentIds:
 
 @dataclasses.dataclass(slots=True)
 class Waiting:
-    """A predicted event waiting for its label."""
+    """A predicted event waiting for its label, and its key (which model learns it, when models are per key)."""
 
     x: Features
     y_pred: Label | None
+    key: str | None = None
 
 
 @dataclasses.dataclass(slots=True)

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stream_moe.events import DeadLetter, Prediction
 from stream_moe.forecast.serving import ForecastPredictor, rolling_error
+from stream_moe.keyed_models import KeyedModels
 from stream_moe.loop import LoopStats
 from stream_moe.shards import Shards
 
@@ -47,6 +48,10 @@ class ServiceMetrics:
         self.dead_letters_lost = Gauge("stream_moe_dead_letters_lost", "dead letters that no sink took (logged)",
                                        registry=r)
         self.shards = Gauge("stream_moe_shards_owned", "partitions (models) owned by this replica", registry=r)
+        self.keyed_models = Gauge("stream_moe_keyed_models", "models per key in the owned shards (model_per key)",
+                                  ["state"], registry=r)
+        self.keyed_moves = Gauge("stream_moe_keyed_model_moves", "models per key spilled or reloaded, since the "
+                                 "owned shards were made", ["move"], registry=r)
         self.checkpoint_age = Gauge("stream_moe_checkpoint_age_seconds", "since the last checkpoint", registry=r)
         self.checkpoint_seconds = Gauge("stream_moe_checkpoint_seconds", "time to write the last checkpoint",
                                         registry=r)
@@ -97,6 +102,12 @@ class ServiceMetrics:
         self.early_dropped.labels("expired").set(sum(j.early.expired for j in joins))
         self.dead_letters_lost.set(stats.dead_letters_lost + lost)
         self.shards.set(len(owned))
+        keyed = [s.predictor.model for s in owned if isinstance(s.predictor.model, KeyedModels)]
+        if keyed:
+            self.keyed_models.labels("live").set(sum(len(k.live) for k in keyed))
+            self.keyed_models.labels("spilled").set(sum(len(k.spilled) for k in keyed))
+            self.keyed_moves.labels("spilled").set(sum(k.spills for k in keyed))
+            self.keyed_moves.labels("reloaded").set(sum(k.reloads for k in keyed))
         if shards.saved_at is not None:
             self.checkpoint_age.set(time.time() - shards.saved_at)
             self.checkpoint_seconds.set(shards.save_seconds)

@@ -159,6 +159,7 @@ class Shard:
         unlabelled: dict[str, int] = {}  # this batch's events without a label yet: index in `events`
         joined_x: list = []
         joined_y: list = []
+        joined_keys: list = []
         for event, record in items:
             if event is None:
                 continue
@@ -190,6 +191,7 @@ class Shard:
                 out.joined += 1
                 joined_x.append(waiting.x)
                 joined_y.append(event.y)
+                joined_keys.append(waiting.key)
                 out.scored.append((event.y, waiting.y_pred))
                 if self.learned_ids is not None:
                     self.learned_ids.append(event.id)
@@ -208,14 +210,14 @@ class Shard:
         out.predictions = self.predictor.process(events) if events else []
         for e, p in zip(events, out.predictions):
             if e.y is None:
-                j.pending.add(e.id, Waiting(e.x, p.y_pred), j.time_of(e.ts))
+                j.pending.add(e.id, Waiting(e.x, p.y_pred, e.key), j.time_of(e.ts))
             else:
                 out.scored.append((e.y, p.y_pred))
                 out.learned += 1
                 if self.learned_ids is not None:
                     self.learned_ids.append(e.id)
         if joined_x:
-            self.predictor.learn(joined_x, joined_y)
+            self.predictor.learn(joined_x, joined_y, joined_keys)
             out.learned += len(joined_x)
 
         j.pending.expire(j.now)

@@ -262,6 +262,33 @@ def test_predictions_the_broker_refuses_stop_the_service_before_a_checkpoint(bro
     assert not list((tmp_path / "checkpoints").glob("shard-*/checkpoint-*"))
 
 
+def test_models_per_key_learn_exactly_once_across_a_sigkill(broker, tmp_path):
+    """`model_per: key` with more keys than live models: spilled and live models are checkpointed with their shard,
+    so a SIGKILL neither loses nor repeats any key's learning."""
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", model_per="key",
+                          max_models=2, checkpoint_every_s=0.3)
+    n = 1600
+    stream = [{**e, "key": f"k{i % 5}"} for i, e in enumerate(events(0, n))]
+    produce(broker, topics["events"], stream, partitions=2)
+    service = start_serve(config, tmp_path / "serve.log")
+    half = {str(i) for i in range(n // 2)}
+    consume(broker, topics["predictions"], 2, lambda v: {p["id"] for p in v} >= half, 120)
+    wait_for_new_checkpoint(tmp_path / "checkpoints", since=set())
+    service.kill()
+    service.wait()
+    service = start_serve(config, tmp_path / "serve.log")
+    every = {str(i) for i in range(n)}
+    predictions = consume(broker, topics["predictions"], 2, lambda v: {p["id"] for p in v} >= every, 180)
+    wait_until_serving(tmp_path / "serve.log", starts=2)
+    assert terminate(service) == 0
+    assert {p["key"] for p in predictions} == {f"k{k}" for k in range(5)}
+    check_learned_once(tmp_path / "checkpoints", every)
+    states = shard_states(tmp_path / "checkpoints")
+    assert all(len(s["model"].live) <= 2 and len(s["model"]) >= 2 for s in states.values())
+    assert sum(s["model"].spills for s in states.values()) > 0
+
+
 def test_topics_with_different_partition_counts_are_refused_at_start(broker):
     """Labels must reach the shard (partition number) that holds their events: a label topic partitioned otherwise
     than the events is refused with a clear error instead of dead-lettering its labels as unknown ids."""

@@ -31,6 +31,9 @@ from stream_moe.metrics import ServiceMetrics
 from stream_moe.models.registry import MODELS, build_model
 from stream_moe.joins import JoinLimits
 from stream_moe.kafka_store import KafkaStore
+from stream_moe.keyed_models import KeyedPredictor
+from stream_moe.models.mixture import Mixture
+from stream_moe.models.router_bank import RouterBank
 from stream_moe.predictor import Predictor
 from stream_moe.service import Service
 from stream_moe.shards import Shards
@@ -108,8 +111,22 @@ def served_classifier(settings: Settings) -> Served:
         stream = open_stream(serve.embedded_stream, n=serve.embedded_n, seed=m.seed)
         return stream.source, stream.decoder
 
+    def make_model():
+        return build_model(m.name, size=m.size, seed=m.seed, device=m.device, params=m.params)
+
+    if serve.model_per == "key":
+        prototype = make_model()
+        # one bank for every shard's keyed models: a micro-batch routes the models it touches in one call
+        bank = RouterBank(device=m.device, **prototype.router_settings) if isinstance(prototype, Mixture) else None
+
+        def make_predictor() -> KeyedPredictor:
+            return KeyedPredictor(make_model, m.name, serve.max_models, bank)
+    else:
+        def make_predictor() -> Predictor:
+            return Predictor(make_model(), m.name)
+
     return Served(
-        lambda: Predictor(build_model(m.name, size=m.size, seed=m.seed, device=m.device, params=m.params), m.name),
+        make_predictor,
         JsonEventDecoder(serve.features, serve.classes, serve.max_message_bytes),
         embedded,
         classifier=True,
@@ -119,6 +136,8 @@ def served_classifier(settings: Settings) -> Served:
 def served_forecaster(settings: Settings) -> Served:
     """One forecaster of all the keys per shard: a network's links must share a partition."""
     serve, m, f = settings.serve, settings.model, settings.forecast
+    if serve.model_per == "key":
+        raise ValueError("serve.model_per: key is for classifiers; a forecaster already keeps one series per key")
     keys = f.keys or [link.name for link in load_topology(f.topology).links]
     demand_keys = served_demand_keys(m.name, f)
     decoder = ForecastEventDecoder(keys, serve.max_message_bytes, demand_keys)

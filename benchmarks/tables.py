@@ -361,7 +361,95 @@ def modules() -> str:
     return "\n".join(lines)
 
 
+def read_json(name: str) -> dict:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def soak() -> str:
+    """The soak run of the service (`benchmarks/soak.py`): what was produced, and what became of it."""
+    r = read_json("soak.json")
+    if not r:
+        return "(no soak results)"
+    produced, letters = r["produced"], r["dead_letters_by_kind"]
+    rss = r["rss_mib"]
+    lines = header(["", "count"], ["---", "--:"])
+    lines += [
+        row(["minutes of traffic, SIGKILLs (every 60-120 s)", f"{r['minutes']:g}, {r['kills']}"]),
+        row(["valid events produced", f"{produced['events']:,}"]),
+        row(["of which labelled inline / labelled later / label first / never labelled",
+             f"{produced['labelled_inline']:,} / {produced['labels_later']:,} / {produced['labels_first']:,} / "
+             f"{produced['never_labelled']:,}"]),
+        row(["events predicted (distinct ids) / missing", f"{r['predicted_distinct']:,} / {r['predicted_missing']}"]),
+        row(["predictions sent (at least once: again after each kill)", f"{r['predictions_total']:,}"]),
+        row(["events whose label was produced (expected learned)", f"{r['expected_learned']:,}"]),
+        row(["learned, from the checkpoints", f"{r['learned']:,}"]),
+        row(["lost (expected - learned)", f"{r['lost']}"]),
+        row(["labels that came before their event, joined", f"{r['early_joined']:,}"]),
+        row(["waiting at the end: events without a label / labels without an event",
+             f"{r['pending']:,} / {r['early_waiting']}"]),
+    ]
+    for kind, count in r["malformed_produced"].items():
+        lines.append(row([f"malformed `{kind}` produced / dead-lettered", f"{count:,} / {letters.get(kind, 0):,}"]))
+    for kind in sorted(set(letters) - set(r["malformed_produced"])):
+        lines.append(row([f"other dead letters: `{kind}`", f"{letters[kind]:,}"]))
+    lines += [
+        row(["service RSS, MiB: at 5 minutes / largest / at the end",
+             f"{rss['after_first_5_min'][0]:.0f} / {rss['max']:.0f} / {rss['last']:.0f}"]),
+        row(["load average (1 min), median", f"{r['loadavg_1m_median']:.1f}"]),
+    ]
+    return "\n".join(lines)
+
+
+def serve_speed() -> str:
+    """The service through the broker against offline replay (`benchmarks/serve_kafka.py`), run by run."""
+    r = read_json("serve_kafka-sea_a-driftmoe-data.json")
+    if not r:
+        return "(no service speed results)"
+    lines = header(["run", "load (1 min)", "replay /s", "service /s", "service / replay", "latency p50 / p99 ms",
+                    "restart to first prediction s"], ["--:"] * 7)
+    for i, run in enumerate(r["runs"], 1):
+        lines.append(row([i, f"{run['loadavg_1m']:.1f}", f"{run['replay_per_s']:,.0f}", f"{run['serve_per_s']:,.0f}",
+                          f"{run['serve_vs_replay']:.2f}", f"{run['latency_p50_ms']:.0f} / {run['latency_p99_ms']:.0f}",
+                          f"{run['restart_to_first_prediction_s']:.1f}"]))
+    m = r["median"]
+    lines.append(row(["median", f"{m['loadavg_1m']:.1f}", f"{m['replay_per_s']:,.0f}", f"{m['serve_per_s']:,.0f}",
+                      f"**{m['serve_vs_replay']:.2f}**", f"{m['latency_p50_ms']:.0f} / {m['latency_p99_ms']:.0f}",
+                      f"{m['restart_to_first_prediction_s']:.1f}"]))
+    return "\n".join(lines)
+
+
+def checkpoint_stores() -> str:
+    """Save and restore of a state in each checkpoint store (`benchmarks/checkpoint_store.py`): medians."""
+    r = read_json("checkpoint_store.json")
+    if not r:
+        return "(no checkpoint store results)"
+    lines = header(["store", "chunk KiB", "state MB", "save s (CPU s)", "restore s (CPU s)"],
+                   ["---", "--:", "--:", "--:", "--:"])
+    for store in r["stores"]:
+        m = store["median"]
+        lines.append(row([store["store"], store["chunk_kib"] or "", f"{store['state_mb']:g}",
+                          f"{m['save_s']:.2f} ({m['save_cpu_s']:.2f})", f"{m['restore_s']:.2f} ({m['restore_cpu_s']:.2f})"]))
+    return "\n".join(lines)
+
+
+def router_bank() -> str:
+    """Routing and training throughput of the router bank over separate routers (`benchmarks/router_bank.py`)."""
+    r = read_json("router_bank-cpu.json")
+    if not r:
+        return "(no router bank results)"
+    rows = sorted({x["rows"] for x in r["results"]})
+    lines = header(["members", *[f"{n} rows: bank / separate" for n in rows]], ["--:"] * (len(rows) + 1))
+    for members in sorted({x["members"] for x in r["results"]}):
+        cells = {x["rows"]: x for x in r["results"] if x["members"] == members}
+        lines.append(row([members, *[f"{cells[n]['speedup']['bank_over_separate']:.2f}x"
+                                     f" ({cells[n]['ms_per_micro_batch']['bank']:.1f} ms)" if n in cells else ""
+                                     for n in rows]]))
+    return "\n".join(lines)
+
+
 TABLES: dict[str, typing.Callable[[], str]] = {
+    "soak": soak, "serve-speed": serve_speed, "checkpoint-stores": checkpoint_stores, "router-bank": router_bank,
     "summary": summary, "accuracy": accuracy, "speed": speed, "defaults": defaults, "forecast": forecast,
     "provenance": provenance, "settings": settings, "metrics": metrics, "modules": modules,
     "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),

@@ -8,9 +8,11 @@ and rewrites the loads it remembers into the loads the new routing would have ca
 the new routing from the first step on. A link down is forecast to carry nothing. Between failures it is the
 liquid network over the link loads, with more lags and seasons than `cfc`'s defaults.
 
-The up/down mask and the expected shift enter through the values, not as extra inputs of the cell: an input that is
-non-zero only around a failure is one the cell never learns a weight for, and its random initial weight would move
-the forecasts exactly when they matter.
+The up/down mask and the expected shift enter through the values, not as extra inputs of the cell: an input that
+moves only around a failure is one the cell has no time to learn a weight for. Measured on euro28-drastic (seeds 3-5,
+`benchmarks/forecast_ablation.py`): RMSE 56-58% below persistence with the history rewritten, 56-57% with the shift
+added at the failure step alone (but a recovery of 68 steps after one failure), 19-20% with mask and shift as inputs
+of the cell; over the day after a failure, 81-85% below persistence with the rewrite and 12-26% with the inputs.
 
 >>> import numpy as np
 >>> from stream_moe.forecast.network import Network

@@ -6,7 +6,7 @@ carries on exactly where it stopped. Live and spilled models are one picklable v
 checkpoint holds them all, and learning stays exactly-once per key across crashes and hand-overs as it is per shard.
 
 The mixtures' routers live in a `RouterBank` shared by the process: the routers of every model a micro-batch touches
-are routed in one call and trained in one pass (`stream_moe.models.router_bank.predict_learn_together`).
+are routed in one call and trained in one pass (see `stream_moe.predictor` for the two halves of a batch).
 
 >>> from river import tree
 >>> keyed = KeyedPredictor(tree.HoeffdingTreeClassifier, "ht", max_live=1)
@@ -26,8 +26,8 @@ import zlib
 
 from stream_moe.events import Event, Prediction
 from stream_moe.models.mixture import Mixture
-from stream_moe.models.router_bank import RouterBank, predict_learn_together
-from stream_moe.predictor import Answer, learn, predict_learn, predictions
+from stream_moe.models.router_bank import RouterBank, route
+from stream_moe.predictor import Answer, Begun, join_bank, leave_bank, learn, predict_learn, predictions
 
 
 class KeyedModels:
@@ -74,32 +74,42 @@ class KeyedPredictor:
     def model(self, models: KeyedModels) -> None:
         """Take restored models: the ones they replace leave the bank, the live ones join it."""
         for old in self._models.live.values():
-            self._leave_bank(old)
+            leave_bank(old)
         self._models = models
         for model in models.live.values():
-            self._join_bank(model)
+            join_bank(model, self.bank)
 
-    def process(self, events: list[Event]) -> list[Prediction]:
-        """Test-then-train, each key's events in arrival order by its model; the mixtures' routers in one call."""
+    def begin(self, events: list[Event]) -> Begun:
+        """The first half of `process`: the events grouped by key, each key's live model, and the mixtures' rows
+        encoded for their routers."""
         by_key: dict[str | None, list[int]] = {}
         for i, e in enumerate(events):
             by_key.setdefault(e.key, []).append(i)
-        keys = list(by_key)
-        models = [self._get(key) for key in keys]
-        batches = [([events[i].x for i in by_key[k]], [events[i].y for i in by_key[k]]) for k in keys]
+        groups = [(self._get(key), rows) for key, rows in by_key.items()]
+        routings = [model.start_batch([events[i].x for i in rows], [events[i].y for i in rows])
+                    for model, rows in groups if isinstance(model, Mixture)]
+        return Begun(events, routings, groups)
+
+    def end(self, begun: Begun, logits: list) -> list[Prediction]:
+        """The second half of `process`, given the logits of `begun.routings`: each key's events test-then-train."""
+        events = begun.events
         answers: list[Answer | None] = [None] * len(events)
-        mixtures = [j for j, m in enumerate(models) if isinstance(m, Mixture)]
-        together = predict_learn_together([models[j] for j in mixtures], [batches[j] for j in mixtures])
-        for j, key_answers in zip(mixtures, together):
-            for i, answer in zip(by_key[keys[j]], key_answers):
+        routed = iter(zip(begun.routings, logits))
+        for model, rows in begun.plan:
+            if isinstance(model, Mixture):
+                key_answers = model.finish_batch(*next(routed))
+            else:
+                key_answers = predict_learn(model, [events[i].x for i in rows], [events[i].y for i in rows])
+            for i, answer in zip(rows, key_answers):
                 answers[i] = answer
-        for j, model in enumerate(models):
-            if not isinstance(model, Mixture):
-                for i, answer in zip(by_key[keys[j]], predict_learn(model, *batches[j])):
-                    answers[i] = answer
         self.learned += sum(e.y is not None for e in events)
         self._spill_beyond_limit()
         return predictions(events, answers)
+
+    def process(self, events: list[Event]) -> list[Prediction]:
+        """Test-then-train, each key's events in arrival order by its model; the mixtures' routers in one call."""
+        begun = self.begin(events)
+        return self.end(begun, route(begun.routings))
 
     def learn(self, xs: list[dict], ys: list, keys: list | None = None) -> None:
         """Learn labels that arrived after their events, each by the model of its event's key."""
@@ -126,7 +136,7 @@ class KeyedPredictor:
         else:
             model = self.make_model()
             models.made += 1
-        self._join_bank(model)
+        join_bank(model, self.bank)
         models.live[key] = model
         return model
 
@@ -135,14 +145,5 @@ class KeyedPredictor:
         while len(models.live) > self.max_live:
             key, model = models.live.popitem(last=False)
             models.spilled[key] = zlib.compress(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), 1)
-            self._leave_bank(model)
+            leave_bank(model)
             models.spills += 1
-
-    def _join_bank(self, model) -> None:
-        if self.bank is not None and isinstance(model, Mixture):
-            model.use_router_bank(self.bank)
-
-    def _leave_bank(self, model) -> None:
-        router = getattr(model, "router_", None)
-        if getattr(router, "bank", None) is not None:
-            router.bank.remove(router.index)

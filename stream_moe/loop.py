@@ -127,8 +127,7 @@ class EventLoop:
         predictions, scored = [], []
         t0 = time.perf_counter()
         wall = time.time()
-        for n, items in by_shard.items():
-            outcome = self.shards.get(n).process_guarded(items, wall)
+        for outcome in self.shards.process(by_shard, wall):
             predictions += outcome.predictions
             scored += outcome.scored
             letters += outcome.letters

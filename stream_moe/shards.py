@@ -30,7 +30,8 @@ from stream_moe.checkpoint_store import CheckpointStore, DirectoryStore
 from stream_moe.events import DeadLetter, Event, Prediction, Record
 from stream_moe.feature_kinds import FeatureKinds
 from stream_moe.joins import EarlyLabel, JoinLimits, Joins, Waiting
-from stream_moe.predictor import Predictor
+from stream_moe.models.router_bank import route
+from stream_moe.predictor import Begun, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ class Outcome:
         self.learned += other.learned
         self.joined += other.joined
         self.early += other.early
+
+
+@dataclasses.dataclass
+class Step:
+    """A micro-batch of a shard between `Shard.begin` and `Shard.end`."""
+
+    items: list[Item]
+    outcome: Outcome
+    begun: Begun
+    joined_x: list
+    joined_y: list
+    joined_keys: list
 
 
 class Shard:
@@ -113,7 +126,7 @@ class Shard:
         self._journal, self._journaled = [], 0
         return self._snapshot
 
-    def _restore(self) -> None:
+    def restore(self) -> None:
         """Back to the state after the last batch that succeeded: the snapshot, then the batches since, again."""
         self.load(pickle.loads(self._snapshot))
         for items, wall in self._journal:
@@ -123,12 +136,11 @@ class Shard:
         """`process`, except that a batch on which the model raises leaves no trace of the attempt: the state is
         restored and the batch bisected, down to the records that fail alone, which become `model_error` dead
         letters."""
-        if self._snapshot is None or self._journaled >= self.journal_limit:
-            self.snapshot()
+        self.snapshot_if_due()
         try:
             outcome = self.process(items, wall)
         except Exception as err:
-            self._restore()
+            self.restore()
             self.snapshot()  # bisecting restores from here, without running the journal again
             if len(items) > 1:
                 half = len(items) // 2
@@ -141,13 +153,28 @@ class Shard:
             outcome = self.process(items, wall)
             outcome.letters.append(DeadLetter(record.value, f"the model raised on this event: {err!r}",
                                               record.position, "model_error"))
+        self.journal(items, wall)
+        return outcome
+
+    def snapshot_if_due(self) -> None:
+        """Take a snapshot when there is none yet or the journal since the last one is full."""
+        if self._snapshot is None or self._journaled >= self.journal_limit:
+            self.snapshot()
+
+    def journal(self, items: list[Item], wall: float) -> None:
+        """Note a batch processed since the snapshot, for a restore to process it again."""
         self._journal.append((items, wall))
         self._journaled += len(items)
-        return outcome
 
     def process(self, items: list[Item], wall: float) -> Outcome:
         """Join labels and events, predict and learn the events test-then-train in arrival order (a batch model
-        routes them in one call), learn the labels of waiting events, then advance the positions past every record.
+        routes them in one call), learn the labels of waiting events, then advance the positions past every record:
+        `begin`, the routing of its rows by the shard's routers alone, then `end`."""
+        step = self.begin(items, wall)
+        return self.end(step, route(step.begun.routings))
+
+    def begin(self, items: list[Item], wall: float) -> Step:
+        """The first half of `process`: the records joined and refused, and the events' rows encoded for routing.
 
         A record may be refused here: an event time more than `max_ts_ahead_s` ahead of `wall` (`bad_ts`), a feature
         value of another kind than the feature's first (`wrong_type`, see `FeatureKinds`), an event id seen recently
@@ -207,7 +234,12 @@ class Shard:
                     out.letters.append(label_letter(id, dropped, "label_evicted", "its event did not come before "
                                                     f"{j.early.max_size} more labels were waiting"))
 
-        out.predictions = self.predictor.process(events) if events else []
+        return Step(items, out, self.predictor.begin(events), joined_x, joined_y, joined_keys)
+
+    def end(self, step: Step, logits: list) -> Outcome:
+        """The second half of `process`, given the logits of `step.begun.routings`."""
+        j, out, events = self.joins, step.outcome, step.begun.events
+        out.predictions = self.predictor.end(step.begun, logits) if events else []
         for e, p in zip(events, out.predictions):
             if e.y is None:
                 j.pending.add(e.id, Waiting(e.x, p.y_pred, e.key), j.time_of(e.ts))
@@ -216,16 +248,16 @@ class Shard:
                 out.learned += 1
                 if self.learned_ids is not None:
                     self.learned_ids.append(e.id)
-        if joined_x:
-            self.predictor.learn(joined_x, joined_y, joined_keys)
-            out.learned += len(joined_x)
+        if step.joined_x:
+            self.predictor.learn(step.joined_x, step.joined_y, step.joined_keys)
+            out.learned += len(step.joined_x)
 
         j.pending.expire(j.now)
         for id, dropped in j.early.expire(j.now):
             out.letters.append(label_letter(id, dropped, "label_expired", f"its event did not come within "
                                             f"{j.early.max_age_s:g} s of event time"))
         positions = self.positions
-        for _, record in items:
+        for _, record in step.items:
             p = record.position
             positions[(p.source, p.partition)] = p.offset + 1
         return out
@@ -246,7 +278,8 @@ class Shards:
     given).
 
     A shard whose checkpoints are all damaged is not started afresh, which would silently forget what it learned:
-    `get` raises `DamagedCheckpoints`, unless `allow_fresh_start`."""
+    `get` raises `DamagedCheckpoints`, unless `allow_fresh_start`. `route_together`: the shards' routers share a
+    router bank, so `process` routes every shard's rows in one call."""
 
     def __init__(
         self,
@@ -257,8 +290,10 @@ class Shards:
         audit: bool = False,
         allow_fresh_start: bool = False,
         store: CheckpointStore | None = None,
+        route_together: bool = False,
     ):
         self.make_predictor = make_predictor
+        self.route_together = route_together
         if store is None and checkpoint_dir is not None:
             store = DirectoryStore(checkpoint_dir, keep)
         self.store = store
@@ -292,6 +327,29 @@ class Shards:
                     shard.load(state)
             self.owned[n] = shard
         return shard
+
+    def process(self, batches: dict[int, list[Item]], wall: float) -> list[Outcome]:
+        """Each shard's micro-batch (`Shard.process_guarded`). With `route_together` (the shards' routers share a
+        bank) every shard's rows are routed in one call per bank between the halves of their batches; if anything
+        raises, the shards that began are restored and each batch is processed on its own, guarded."""
+        shards = [self.get(n) for n in batches]
+        if not self.route_together or len(shards) < 2:
+            return [shard.process_guarded(items, wall) for shard, items in zip(shards, batches.values())]
+        steps: list[Step] = []
+        try:
+            for shard, items in zip(shards, batches.values()):
+                shard.snapshot_if_due()
+                steps.append(shard.begin(items, wall))
+            logits = iter(route([r for step in steps for r in step.begun.routings]))
+            outcomes = [shard.end(step, [next(logits) for _ in step.begun.routings])
+                        for shard, step in zip(shards, steps)]
+        except Exception:
+            for shard in shards[: len(steps) + 1]:
+                shard.restore()
+            return [shard.process_guarded(items, wall) for shard, items in zip(shards, batches.values())]
+        for shard, items in zip(shards, batches.values()):
+            shard.journal(items, wall)
+        return outcomes
 
     def save(self, numbers: typing.Iterable[int] | None = None) -> None:
         """Checkpoint the given shards (default: all owned) in the store, each durably before the next; each checkpoint

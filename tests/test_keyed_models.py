@@ -105,3 +105,46 @@ def test_keyed_models_are_checkpointed_with_their_shard(tmp_path):
         shard.predictor.model.spilled)
     probe = [Event("p", {"f0": 7.0, "f1": 2.0, "f2": 2.0}, key=k) for k in ("k0", "k1", "k2", "k3")]
     assert [p.proba for p in restored.predictor.process(probe)] == [p.proba for p in shard.predictor.process(probe)]
+
+
+class Touchy(DriftMoEData):
+    """A mixture that raises after learning a batch holding f0 = 666 (its state half-updated by then)."""
+
+    def finish_batch(self, routing, logits):
+        answers = super().finish_batch(routing, logits)
+        if any(x.get("f0") == 666.0 for x in routing.xs):
+            raise ValueError("666")
+        return answers
+
+
+def two_partitions(events: list[Event]) -> list[Record]:
+    wire = [json.dumps({"id": e.id, "x": e.x, "y": e.y}).encode() for e in events]
+    return [Record(w, Position("in", i // 2, partition=i % 2)) for i, w in enumerate(wire)]
+
+
+def run_shards(records: list[Record], shards: Shards) -> list:
+    predictions = ListSink()
+    EventLoop(IterableSource("in", records), JsonEventDecoder(), shards, sinks=[predictions], batch_size=32).run()
+    return predictions.items
+
+
+def test_the_shards_of_a_process_route_through_one_bank_in_one_call_per_micro_batch():
+    def mixture():
+        return Touchy(n_experts=4, hidden=(16,), device="cpu", seed=5)
+
+    events = keyed_stream(1200, keys=1, seed=6)
+    for at in (301, 302, 800):
+        events[at] = Event(events[at].id, {**events[at].x, "f0": 666.0}, 1)
+    bank = RouterBank(device="cpu", **mixture().router_settings)
+    calls = []
+    scores = bank.scores
+    bank.scores = lambda members, z: calls.append(len(set(np.asarray(members).tolist()))) or scores(members, z)
+    together = Shards(lambda: Predictor(mixture(), "touchy", bank=bank), route_together=True)
+    alone = Shards(lambda: Predictor(mixture(), "touchy"))
+    banked, separate = run_shards(two_partitions(events), together), run_shards(two_partitions(events), alone)
+
+    assert max(calls) == 2 and calls.count(2) > 30  # both shards' routers in one call
+    assert [p.id for p in banked] == [p.id for p in separate] and len(banked) == 1197  # the three 666 refused
+    same = sum(p.y_pred == q.y_pred for p, q in zip(banked, separate))
+    assert same / len(banked) > 0.99  # equal to float rounding
+    assert together.get(0).predictor.learned + together.get(1).predictor.learned == 1197

@@ -298,3 +298,11 @@ def test_driftmoe_models_sharing_a_bank_predict_as_with_their_own_routers():
         model.use_router_bank(None)
         assert type(model.router_) is Router
     assert len(bank) == 0
+
+
+def test_removing_the_members_with_queued_rows_leaves_nothing_to_train():
+    bank = RouterBank(hidden=(8,), batch_size=4, device="cpu")
+    a, b = bank.add(2, 2, seed=0), bank.add(2, 2, seed=1)
+    bank.observe([a, a], np.ones((2, 2), dtype=np.float32), np.ones((2, 2), dtype=np.float32))
+    bank.remove(a)
+    assert bank.scores([b], np.ones((1, 2), dtype=np.float32)).shape[0] == 1

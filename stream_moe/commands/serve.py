@@ -21,18 +21,19 @@ from connectors.network.topology import load_topology
 from connectors.sinks import JsonlDeadLetterSink, JsonlPredictionSink
 from connectors.source import Decoder, Source
 from stream_moe.config import ForecastSettings, KafkaSettings, ServeSettings, Settings, load_settings
+from stream_moe.devices import resolve_device
 from stream_moe.evaluation import PrequentialEvaluator
 from stream_moe.forecast.registry import FORECASTERS
 from stream_moe.forecast.serving import ForecastPredictor, served_demand_keys, served_keyed_forecaster
 from stream_moe.http_server import OpsServer
-from stream_moe.logs import use_json_logs
-from stream_moe.loop import EventLoop
-from stream_moe.metrics import ServiceMetrics
-from stream_moe.models.registry import MODELS, build_model
 from stream_moe.joins import JoinLimits
 from stream_moe.kafka_store import KafkaStore
 from stream_moe.keyed_models import KeyedPredictor
+from stream_moe.logs import use_json_logs
+from stream_moe.loop import EventLoop
+from stream_moe.metrics import ServiceMetrics
 from stream_moe.models.mixture import Mixture
+from stream_moe.models.registry import MODELS, build_model
 from stream_moe.models.router_bank import RouterBank
 from stream_moe.predictor import Predictor
 from stream_moe.service import Service
@@ -102,6 +103,7 @@ class Served:
     decoder: Decoder
     embedded: typing.Callable[[], tuple[Source, Decoder]]
     classifier: bool
+    route_together: bool = False  # the shards' routers share a bank
 
 
 def served_classifier(settings: Settings) -> Served:
@@ -114,22 +116,25 @@ def served_classifier(settings: Settings) -> Served:
     def make_model():
         return build_model(m.name, size=m.size, seed=m.seed, device=m.device, params=m.params)
 
+    prototype = make_model()
+    bank_wanted = serve.router_bank == "on" or serve.router_bank == "auto" and (
+        serve.model_per == "key" or resolve_device(m.device).type == "cuda")
+    # one bank for the routers of every model of the process: a micro-batch routes the models it touches in one call
+    bank = RouterBank(device=m.device, **prototype.router_settings) if bank_wanted and isinstance(
+        prototype, Mixture) else None
     if serve.model_per == "key":
-        prototype = make_model()
-        # one bank for every shard's keyed models: a micro-batch routes the models it touches in one call
-        bank = RouterBank(device=m.device, **prototype.router_settings) if isinstance(prototype, Mixture) else None
-
         def make_predictor() -> KeyedPredictor:
             return KeyedPredictor(make_model, m.name, serve.max_models, bank)
     else:
         def make_predictor() -> Predictor:
-            return Predictor(make_model(), m.name)
+            return Predictor(make_model(), m.name, bank=bank)
 
     return Served(
         make_predictor,
         JsonEventDecoder(serve.features, serve.classes, serve.max_message_bytes),
         embedded,
         classifier=True,
+        route_together=bank is not None,
     )
 
 
@@ -177,6 +182,7 @@ def build_service(settings: Settings) -> Service:
         audit=serve.audit_learned_ids,
         allow_fresh_start=serve.allow_fresh_start,
         store=store,
+        route_together=served.route_together,
     )
     metrics = ServiceMetrics()
     kafka = None

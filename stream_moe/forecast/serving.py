@@ -33,6 +33,7 @@ from connectors.forecast_events import LINK_EVENTS
 from stream_moe.events import Event, Prediction
 from stream_moe.forecast.network import Network
 from stream_moe.forecast.registry import NETWORK_FORECASTERS, Forecaster, build_forecaster, knows_network
+from stream_moe.predictor import Begun
 
 
 class KeyedForecaster:
@@ -139,6 +140,13 @@ class ForecastPredictor:
         self.version = version
         self.learned = 0
         self.errors: collections.deque[float] = collections.deque(maxlen=window)
+
+    def begin(self, events: list[Event]) -> Begun:
+        """The loop's first half of a batch (`stream_moe.predictor`): a forecaster has no rows to route."""
+        return Begun(events, [])
+
+    def end(self, begun: Begun, logits: list) -> list[Prediction]:
+        return self.process(begun.events)
 
     def process(self, events: list[Event]) -> list[Prediction]:
         predictions, learned = [], self.model.observed_ + self.model.link_events_

@@ -194,7 +194,8 @@ class RouterBank:
         room (as many members as it held at once)."""
         m = self._check(member)
         if self._pending_at[m]:
-            self._pending = [(ms[ms != m], z[ms != m], masks[ms != m]) for ms, z, masks in self._pending]
+            self._pending = [(ms[ms != m], z[ms != m], masks[ms != m]) for ms, z, masks in self._pending
+                             if (ms != m).any()]
             self._pending_at[m] = False
         self._live[m] = False
         self._rngs[m] = None

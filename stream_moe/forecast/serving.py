@@ -34,6 +34,7 @@ from stream_moe.events import Event, Prediction
 from stream_moe.forecast.network import Network
 from stream_moe.forecast.registry import NETWORK_FORECASTERS, Forecaster, build_forecaster, knows_network
 from stream_moe.predictor import Begun
+from stream_moe.predictor import Begun
 
 
 class KeyedForecaster:
@@ -146,6 +147,14 @@ class ForecastPredictor:
         return Begun(events, [])
 
     def end(self, begun: Begun, logits: list) -> list[Prediction]:
+        return self.process(begun.events)
+
+    def begin(self, events: list[Event]) -> Begun:
+        """The first half of `process` for the loop (`stream_moe.predictor`): a forecaster has no rows to route."""
+        return Begun(events, [])
+
+    def end(self, begun: Begun, logits: list) -> list[Prediction]:
+        """The second half: the whole of `process`."""
         return self.process(begun.events)
 
     def process(self, events: list[Event]) -> list[Prediction]:

@@ -93,7 +93,9 @@ class KafkaSource:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             partition_assignment_strategy=[RangePartitionAssignor],
-            **client_options(client or {}, "consumer"),
+            # a caught-up consumer's fetch returns within this; kafka-python's default of 500 ms would dominate the
+            # event-to-prediction latency at half the service's rate (benchmarks/serve_kafka.py, docs/serving.md)
+            **{"fetch_max_wait_ms": 50, **client_options(client or {}, "consumer")},
         )
         try:
             self._check_copartitioned()

@@ -259,7 +259,8 @@ def test_predictions_the_broker_refuses_stop_the_service_before_a_checkpoint(bro
     assert service.wait(120) == 1
     log = (tmp_path / "serve.log").read_text()
     assert "predictions were not delivered" in log and "Traceback" not in log
-    assert not list((tmp_path / "checkpoints").glob("shard-*/checkpoint-*"))
+    # a checkpoint may be taken before the first records arrive; none holds a position past them
+    assert all(not state["positions"] for state in shard_states(tmp_path / "checkpoints").values())
 
 
 def test_models_per_key_learn_exactly_once_across_a_sigkill(broker, tmp_path):

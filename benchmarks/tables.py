@@ -448,6 +448,19 @@ def router_bank() -> str:
     return "\n".join(lines)
 
 
+def forecast_network(kind: str) -> str:
+    """The forecasters that know the network against persistence (`benchmarks/forecast_suite.py`, its own renderers):
+    `targets` per scenario and seed, `means` over seeds; `ablation` the ways of telling a link CfC of failures."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import forecast_ablation  # noqa: PLC0415 (torch and the forecasters: loaded only for these tables)
+    import forecast_suite  # noqa: PLC0415
+
+    runs = read("forecast_network.jsonl")
+    if kind == "ablation":
+        return forecast_ablation.table(read("forecast_ablation.jsonl"), runs)
+    return forecast_suite.target_table(runs) if kind == "targets" else forecast_suite.mean_table(runs)
+
+
 TABLES: dict[str, typing.Callable[[], str]] = {
     "soak": soak, "serve-speed": serve_speed, "checkpoint-stores": checkpoint_stores, "router-bank": router_bank,
     "summary": summary, "accuracy": accuracy, "speed": speed, "defaults": defaults, "forecast": forecast,
@@ -455,6 +468,10 @@ TABLES: dict[str, typing.Callable[[], str]] = {
     "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),
     "defaults-commands": lambda: commands("defaults.jsonl"),
     "forecast-commands": lambda: commands("forecast.jsonl"),
+    "forecast-network-targets": lambda: forecast_network("targets"),
+    "forecast-network": lambda: forecast_network("means"),
+    "forecast-ablation": lambda: forecast_network("ablation"),
+    "forecast-network-commands": lambda: commands("forecast_network.jsonl", "forecast_ablation.jsonl"),
 }
 
 

@@ -34,7 +34,6 @@ from stream_moe.events import Event, Prediction
 from stream_moe.forecast.network import Network
 from stream_moe.forecast.registry import NETWORK_FORECASTERS, Forecaster, build_forecaster, knows_network
 from stream_moe.predictor import Begun
-from stream_moe.predictor import Begun
 
 
 class KeyedForecaster:

@@ -2,7 +2,7 @@
 
     python benchmarks/fast_tree.py --n 20000
     python benchmarks/fast_tree.py --n 20000 --router-batch 256   # the router updated as in the paper
-    python benchmarks/fast_tree.py --n 20000 --top-k 0   # half the 12 experts learning
+    python benchmarks/fast_tree.py --n 20000 --top-k 0   # the model's default: three quarters of the pool learning
     python benchmarks/fast_tree.py --n 10000 --batch 128 --repeat 3   # medians of three alternating rounds
     python benchmarks/fast_tree.py --rss 1000000      # peak RSS of a long SEA_a replay with fast experts, alone
 
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-mixture-river", action="store_true", help="DriftMoE with river experts is slow")
     parser.add_argument("--router-batch", type=int, help="instances per router update (default: the model's, 32)")
     parser.add_argument("--top-k", type=int, default=3,
-                        help="experts learning each instance (default 3, the issue's configuration; 0: the model's, "
+                        help="experts learning each instance (default 3; 0: the model's default, "
                              "three quarters of the pool)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of each river/fast pair, alternating which runs first; medians reported")

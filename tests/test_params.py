@@ -37,13 +37,20 @@ def test_every_forecaster_takes_its_own_defaults(name):
      "with a fractional part"),
     ({"hidden": 64}, "hidden=64: expected tuple[int, ...] (default (256, 128)): Input should be a valid tuple"),
     ({"expansion": "maybe"}, "expansion='maybe': expected bool (default False): Input should be a valid boolean"),
-    ({"drift_detector": 0.1}, "drift_detector=0.1: expected a str like its default"),
+    ({"drift_detector": 0.1}, "drift_detector=0.1: expected str | river.base.drift_detector.DriftDetector | None"),
 ])
 def test_a_bad_parameter_is_refused_naming_it(params, message):
     spec = MODELS["driftmoe-data"]
     with pytest.raises(ParamError) as refused:
         check_params(spec.signature_of or spec.factory, params, "driftmoe-data")
     assert str(refused.value).startswith(message)
+
+
+def test_detection_can_be_switched_off_from_the_command_line():
+    spec = MODELS["driftmoe-data"]
+    given = dict(map(parse_param, ["drift_detector=None", "warning_detector=None"]))
+    assert check_params(spec.signature_of or spec.factory, given, "driftmoe-data") == given == {
+        "drift_detector": None, "warning_detector": None}
 
 
 def test_values_are_converted_where_nothing_is_lost():

@@ -1,4 +1,5 @@
-"""The benchmark streams by name: the synthetic DriftMoE generators and the real data files, opened as a source.
+"""The benchmark streams by name: the synthetic generators, the small real data sets bundled with river and the real
+data files, opened as a source.
 
 Real files are looked up by their usual names in the data directories (`STREAM_MOE_DATA`, `--data-dir`, or the
 defaults of the settings); a file that is absent raises `StreamUnavailable` with a message that says where it was
@@ -8,8 +9,11 @@ looked for, so callers can skip cleanly.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pathlib
 import typing
+
+from river import datasets
 
 from connectors import generators
 from connectors.files import open_file
@@ -33,6 +37,14 @@ REAL_STREAMS = {
         ("weather_noaa.csv.gz", "weather_noaa.csv", "weather.csv"),
         "NOAA daily weather, Offutt AFB 1949-1999 (Elwell & Polikar), 18,159 rows, rain or not",
     ),
+}
+
+
+# real data sets that river ships inside its package (nothing to download), read whole in their order
+BUNDLED = {
+    "phishing": (datasets.Phishing, "Phishing web pages (river's Phishing), 1,250 rows, 9 attributes, phishing or not"),
+    "bananas": (datasets.Bananas, "Bananas (river's Bananas), 5,300 rows, 2 numeric attributes, 2 classes"),
+    "segment": (datasets.ImageSegments, "Image segments (river's ImageSegments), 2,310 rows, 18 attributes, 7 classes"),
 }
 
 
@@ -61,13 +73,19 @@ class PairDecoder:
 
 
 def stream_names() -> list[str]:
-    return [*generators.GENERATORS, *REAL_STREAMS]
+    return [*generators.GENERATORS, *BUNDLED, *REAL_STREAMS]
 
 
 def describe(name: str) -> str:
-    if name in generators.GENERATORS:
-        return generators.GENERATORS[name][1]
-    return REAL_STREAMS[name][1]
+    """A line on what the stream is.
+
+    >>> describe("bananas")
+    "Bananas (river's Bananas), 5,300 rows, 2 numeric attributes, 2 classes"
+    """
+    for table in (generators.GENERATORS, BUNDLED, REAL_STREAMS):
+        if name in table:
+            return table[name][1]
+    raise ValueError(f"unknown stream {name!r}; known: {', '.join(stream_names())}")
 
 
 def find_file(name: str, data_dirs: typing.Sequence[pathlib.Path]) -> pathlib.Path:
@@ -87,7 +105,8 @@ def find_file(name: str, data_dirs: typing.Sequence[pathlib.Path]) -> pathlib.Pa
 def open_stream(
     name: str, n: int | None = None, seed: int = 1, data_dirs: typing.Sequence[pathlib.Path] = ()
 ) -> OpenedStream:
-    """Open benchmark `name`, limited to its first `n` instances (generators default to 1,000,000)."""
+    """Open benchmark `name`, limited to its first `n` instances (generators default to 1,000,000; data sets are
+    read whole)."""
     if n is not None and n < 1:
         raise ValueError(f"a stream's length must be a positive number of instances, got {n}")
     if name in generators.GENERATORS:
@@ -97,6 +116,11 @@ def open_stream(
         )
         source = IterableSource(name, records)
         return OpenedStream(name, source, PairDecoder(), describe(name), generators.drifts(name, length), length)
+    if name in BUNDLED:
+        dataset = BUNDLED[name][0]()
+        length = dataset.n_samples if n is None else min(n, dataset.n_samples)
+        records = (Record(pair, Position(name, i)) for i, pair in enumerate(itertools.islice(dataset, length)))
+        return OpenedStream(name, IterableSource(name, records), PairDecoder(), describe(name), [], length)
     if name not in REAL_STREAMS:
         raise ValueError(f"unknown stream {name!r}; known: {', '.join(stream_names())}")
     path = find_file(name, data_dirs)

@@ -1,8 +1,9 @@
-"""The synthetic drift benchmarks of DriftMoE, built from river's generators, reproducible from a seed.
+"""The synthetic drift benchmarks, built from river's generators, reproducible from a seed: those of DriftMoE (SEA,
+LED, RandomRBF) and those of the wider literature (AGRAWAL, Hyperplane, STAGGER, RandomTree, Mixed, SINE, Waveform).
 
 At the benchmark length of 1,000,000 the drifts are centred at 250k, 500k and 750k, with width 50 (abrupt) or 50,000
 (gradual), as in the paper. A shorter `n` compresses the same schedule (drifts at n/4, n/2, 3n/4, gradual width n/20),
-so a short run still crosses every concept.
+so a short run still crosses every concept. RandomRBF and Hyperplane drift all the time instead (incremental drift).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from connectors.random_rbf import drifting_rbf
 BENCHMARK_LENGTH = 1_000_000
 LED_DRIFTING_ATTRIBUTES = (1, 3, 5, 7)
 SEA_VARIANTS = (0, 1, 3, 0)  # SEA functions 1 -> 2 -> 4 -> 1 (thresholds 8, 9, 9.5, 8)
+AGRAWAL_FUNCTIONS = (0, 2, 4, 6)  # river counts AGRAWAL's functions from 0: functions 1 -> 3 -> 5 -> 7
+WAVEFORM_SWAPPED = 10  # attributes that trade places at each Waveform drift, as MOA's WaveformGeneratorDrift does
 
 
 def drift_schedule(n: int, gradual: bool) -> tuple[list[int], int]:
@@ -72,6 +75,45 @@ def sea(n: int, seed: int, gradual: bool):
     return _chain(concepts, n, gradual, seed)
 
 
+def switching(n: int, seed: int, gradual: bool, generator, functions: tuple[int, ...], **params):
+    """A river generator with a `classification_function` parameter, through `functions` in turn on the drift schedule,
+    each concept with its own seed (as SEA and LED).
+
+    >>> from river.datasets import synth
+    >>> [y for _, y in itertools.islice(switching(8, 1, False, synth.STAGGER, (0, 1, 2, 0)), 8)]
+    [0, 0, 0, 0, 1, 0, 0, 0]
+    """
+    concepts = [generator(classification_function=f, seed=seed + i, **params) for i, f in enumerate(functions)]
+    return _chain(concepts, n, gradual, seed)
+
+
+def random_tree(n: int, seed: int, gradual: bool):
+    """river's RandomTree (5 numeric and 5 nominal attributes of 5 values, 2 classes), a new random tree at each drift."""
+    concepts = [synth.RandomTree(seed_tree=seed + i, seed_sample=seed + 50 + i) for i in range(4)]
+    return _chain(concepts, n, gradual, seed)
+
+
+def _swapped(stream, order: list):
+    """Attribute k takes the value of attribute order[k]; the attributes keep their names and order."""
+    for x, y in stream:
+        yield {k: x[source] for k, source in zip(x, order)}, y
+
+
+def waveform(n: int, seed: int, gradual: bool):
+    """river's Waveform with its 19 noise attributes (40 in all, 3 classes); at each drift `WAVEFORM_SWAPPED` attributes
+    drawn at random trade places, as in MOA's WaveformGeneratorDrift."""
+    concepts, order = [], list(range(40))
+    for i in range(4):
+        if i:
+            rng = random.Random(seed + 200 + i)
+            chosen = rng.sample(range(40), WAVEFORM_SWAPPED)
+            previous, order = order, list(order)
+            for a, b in zip(chosen, rng.sample(chosen, len(chosen))):
+                order[a] = previous[b]
+        concepts.append(_swapped(synth.Waveform(seed=seed + i, has_noise=True), order))
+    return _chain(concepts, n, gradual, seed)
+
+
 def rbf(n: int, seed: int, change_speed: float, n_classes: int):
     """river's `RandomRBFDrift`, bit for bit, from our compiled copy (river's took half of an RBF replay's time)."""
     return drifting_rbf(
@@ -110,6 +152,45 @@ GENERATORS = {
     "rbf_m5": (functools.partial(rbf, change_speed=1e-4, n_classes=5), "RandomRBF, 50 drifting centroids, speed 1e-4, 5 classes"),
     "rbf_f5": (functools.partial(rbf, change_speed=1e-3, n_classes=5), "RandomRBF, 50 drifting centroids, speed 1e-3, 5 classes"),
     "recur4": (recurring, "4 recurring concepts, each with its own input region, 3 rounds (11 switches), 5% noise"),
+    "agrawal_a": (
+        functools.partial(switching, gradual=False, generator=synth.Agrawal, functions=AGRAWAL_FUNCTIONS,
+                          perturbation=0.05),
+        "AGRAWAL loan applications, 9 attributes (3 of them coded categories), functions 1-3-5-7, 5% perturbation, "
+        "abrupt drifts",
+    ),
+    "agrawal_g": (
+        functools.partial(switching, gradual=True, generator=synth.Agrawal, functions=AGRAWAL_FUNCTIONS,
+                          perturbation=0.05),
+        "AGRAWAL loan applications, 9 attributes (3 of them coded categories), functions 1-3-5-7, 5% perturbation, "
+        "gradual drifts",
+    ),
+    "hyper": (
+        lambda n, seed: synth.Hyperplane(seed=seed, n_features=10, n_drift_features=5, mag_change=0.001),
+        "Hyperplane, 10 attributes, 5 of its weights moving by 0.001 an instance (direction reversed with "
+        "probability 10%), 5% noise: incremental drift",
+    ),
+    "stagger_a": (
+        functools.partial(switching, gradual=False, generator=synth.STAGGER, functions=(0, 1, 2, 0)),
+        "STAGGER, 3 attributes of 3 values (coded 0-2), functions 1-2-3-1, abrupt drifts",
+    ),
+    "rtg_a": (
+        functools.partial(random_tree, gradual=False),
+        "RandomTree, 5 numeric and 5 nominal attributes (5 values, coded 0-4), 2 classes, a new tree at each drift, "
+        "abrupt",
+    ),
+    "mixed_a": (
+        functools.partial(switching, gradual=False, generator=synth.Mixed, functions=(0, 1, 0, 1)),
+        "Mixed, 2 boolean and 2 numeric attributes, functions 1-2-1-2 (the labels reversed), abrupt drifts",
+    ),
+    "sine_a": (
+        functools.partial(switching, gradual=False, generator=synth.Sine, functions=(0, 1, 2, 3), has_noise=True),
+        "SINE, 2 relevant and 2 noise attributes, functions SINE1, reversed SINE1, SINE2, reversed SINE2, abrupt "
+        "drifts",
+    ),
+    "waveform_a": (
+        functools.partial(waveform, gradual=False),
+        "Waveform, 21 attributes and 19 of noise, 3 classes; at each drift 10 attributes trade places, abrupt",
+    ),
 }
 
 
@@ -124,8 +205,9 @@ def generate(name: str, n: int = BENCHMARK_LENGTH, seed: int = 1):
 
 
 def drifts(name: str, n: int) -> list[int]:
-    """Drift centres of a generated benchmark of length n (none for RandomRBF, which drifts all the time)."""
+    """Drift centres of a generated benchmark of length n (none for RandomRBF and Hyperplane, which drift all the
+    time)."""
     if name == "recur4":
         segment = n // 12
         return list(range(segment, 12 * segment, segment))
-    return drift_schedule(n, gradual=False)[0] if name.startswith(("led", "sea")) else []
+    return drift_schedule(n, gradual=False)[0] if not name.startswith(("rbf", "hyper")) else []

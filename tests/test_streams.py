@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from river.datasets import synth
 
-from connectors.benchmarks import StreamUnavailable, open_stream, stream_names
-from connectors.generators import GENERATORS, generate
+from connectors.benchmarks import StreamUnavailable, describe, open_stream, stream_names
+from connectors.generators import AGRAWAL_FUNCTIONS, GENERATORS, WAVEFORM_SWAPPED, generate
 from connectors.random_rbf import drifting_rbf
 
 SEA_THRESHOLDS = [8.0, 9.0, 9.5, 8.0]  # functions 1, 2, 4, 1
@@ -118,3 +118,46 @@ def test_elec_opens_from_the_data_directory(elec_path, data_dirs):
     stream = open_stream("elec", n=10, data_dirs=data_dirs)
     events = [stream.decoder.decode(r) for b in stream.source.batches(4) for r in b]
     assert len(events) == 10 and events[0].y == "UP"
+
+
+# the streams of the broader suite: (name, attributes, classes)
+BROADER = [("agrawal_a", 9, 2), ("agrawal_g", 9, 2), ("hyper", 10, 2), ("stagger_a", 3, 2), ("rtg_a", 10, 2),
+           ("mixed_a", 4, 2), ("sine_a", 4, 2), ("waveform_a", 40, 3), ("phishing", 9, 2), ("bananas", 2, 2),
+           ("segment", 18, 7)]
+
+
+def events_of(name: str, n: int, seed: int) -> list:
+    stream = open_stream(name, n=n, seed=seed)
+    return [stream.decoder.decode(r) for b in stream.source.batches(100) for r in b]
+
+
+@pytest.mark.parametrize("name, n_features, n_classes", BROADER)
+def test_broader_streams_open_with_their_attributes_and_classes(name, n_features, n_classes):
+    events = events_of(name, 600, seed=3)
+    assert len(events) == 600 and all(len(e.x) == n_features for e in events)
+    assert len({e.y for e in events}) == n_classes
+    assert [(e.x, e.y) for e in events_of(name, 600, seed=3)] == [(e.x, e.y) for e in events]
+    assert describe(name)
+
+
+def test_agrawal_switches_its_function_at_each_drift():
+    """Each quarter of agrawal_a is labelled by its own AGRAWAL function (5% perturbation of the attributes after
+    labelling blurs a few), and by none of the others."""
+    n = 4000
+    data = list(generate("agrawal_a", n=n, seed=1))
+    for q in range(4):
+        segment = data[q * n // 4 + 100 : (q + 1) * n // 4 - 100]
+        agreement = [np.mean([synth.Agrawal(classification_function=f)._classification_functions[f](
+            *(x[k] for k in ("salary", "commission", "age", "elevel", "car", "zipcode", "hvalue", "hyears", "loan")))
+            == y for x, y in segment]) for f in AGRAWAL_FUNCTIONS]
+        assert agreement[q] > 0.9 and max(a for i, a in enumerate(agreement) if i != q) < 0.6
+
+
+def test_waveform_attributes_trade_places_at_a_drift():
+    """After the first drift the attributes hold the same values as before, some of them under another name."""
+    n = 4000
+    data = list(generate("waveform_a", n=n, seed=1))
+    before, after = data[n // 4 - 400 : n // 4 - 100], data[n // 4 + 100 : n // 4 + 400]
+    mean = lambda part: np.mean([[x[k] for k in range(40)] for x, _ in part], axis=0)  # noqa: E731
+    moved = np.abs(mean(before) - mean(after)) > 0.5
+    assert 2 <= moved.sum() <= WAVEFORM_SWAPPED

@@ -8,9 +8,12 @@
         --out benchmarks/results/forecast.jsonl
 
 A model is `name[:size][:param=value,...]`, e.g. `arf:10` or `driftmoe-data::prediction='mixture',router_batch=32`
-(`;`-separated in `--models` when a spec holds commas). `moa-arf:N` and `moa-ht` are MOA's adaptive random forest and
-Hoeffding tree run by CapyMOA in its own environment (`--moa-python`), on the same instances written to an ARFF file,
-in MOA's own prequential loop.
+(`;`-separated in `--models` when a spec holds commas). `moa-ht`, `moa-arf:N` and `moa-srp:N` are MOA's Hoeffding tree,
+adaptive random forest and streaming random patches, run by CapyMOA in its own environment (`--moa-python`, the `moa`
+extra of the package, which needs Java 17) in MOA's own prequential loop. When a stream's models include a MOA learner,
+the stream is written once to an ARFF file and every model of that stream and seed reads that file, so both sides
+learn the same instances and both loops count parsing them; MOA's time is its loop's alone (not the start of the Java
+virtual machine, nor the writing of the file).
 
 Every run is one JSON line with its metrics, the command that made it, the machine, the load average before and after
 it and the date, appended as soon as it ends: an interrupted suite keeps what it did, and a rerun skips the runs that
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import datetime
 import json
 import os
@@ -45,7 +49,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from connectors import generators  # noqa: E402
-from connectors.benchmarks import StreamUnavailable, open_stream  # noqa: E402
+from connectors.benchmarks import OpenedStream, StreamUnavailable, open_stream  # noqa: E402
+from connectors.files import open_file  # noqa: E402
 from stream_moe.config import load_settings  # noqa: E402
 from stream_moe.models.registry import build_model  # noqa: E402
 from stream_moe.plots import plot_pool_size  # noqa: E402
@@ -54,7 +59,8 @@ from stream_moe.replay import ReplayOptions, replay  # noqa: E402
 
 DEFAULT_STREAMS = "elec,weather,sea_a,sea_g,led_a,led_g,rbf_m,rbf_f"
 DEFAULT_MODELS = "driftmoe-data,driftmoe-task,hoeffding-tree,arf:10"
-MOA_MODELS = {"moa-arf": "AdaptiveRandomForestClassifier", "moa-ht": "HoeffdingTree"}
+MOA_MODELS = {"moa-arf": "AdaptiveRandomForestClassifier", "moa-ht": "HoeffdingTree",
+              "moa-srp": "StreamingRandomPatches"}
 WARMUP = 1000  # instances of the untimed warm-up run of each model before timed rounds
 
 
@@ -147,7 +153,7 @@ def write_arff(stream_name: str, n: int | None, seed: int, data_dirs, path: path
 
 
 MOA_SCRIPT = """
-import json, sys, time
+import json, sys
 from capymoa.stream import ARFFStream
 from capymoa.evaluation import prequential_evaluation
 import capymoa.classifier as classifiers
@@ -157,9 +163,8 @@ kwargs = {"schema": stream.get_schema(), "random_seed": seed}
 if size:
     kwargs["ensemble_size"] = size
 learner = getattr(classifiers, learner_name)(**kwargs)
-start = time.perf_counter()
 result = prequential_evaluation(stream=stream, learner=learner, window_size=1000)
-seconds = time.perf_counter() - start
+seconds = result.wallclock()  # MOA's loop alone: the Java virtual machine started when capymoa was imported
 m = result.cumulative.metrics_dict()
 print(json.dumps({"n": int(m["instances"]), "accuracy": m["accuracy"] / 100, "kappa": m["kappa"] / 100,
                   "kappa_m": m["kappa_m"] / 100, "kappa_t": m["kappa_t"] / 100, "seconds": seconds,
@@ -167,59 +172,76 @@ print(json.dumps({"n": int(m["instances"]), "accuracy": m["accuracy"] / 100, "ka
 """
 
 
-def run_moa(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, moa_python: str | None,
-            arff_cache: dict) -> dict:
-    """A MOA learner through CapyMOA, in a separate interpreter (its own environment: a JVM and its packages)."""
+def is_moa(spec: str) -> bool:
+    return parse_model(spec)[0] in MOA_MODELS
+
+
+def run_moa(spec: str, arff: pathlib.Path | None, seed: int, moa_python: str | None) -> dict:
+    """A MOA learner through CapyMOA on the ARFF file, in a separate interpreter (its own environment: a JVM and its
+    packages)."""
     if not moa_python:
         raise RuntimeError(f"{spec} needs --moa-python: an interpreter with capymoa installed")
     name, size, params = parse_model(spec)
     if params:
         raise ValueError(f"{spec}: MOA models take a size only")
-    key = (stream_name, n, seed)
-    if key not in arff_cache:
-        path = pathlib.Path(tempfile.mkdtemp(prefix="suite-moa-")) / f"{stream_name}.arff"
-        write_arff(stream_name, n, seed, data_dirs, path)
-        arff_cache[key] = path
-    out = subprocess.run([moa_python, "-c", MOA_SCRIPT, str(arff_cache[key]), MOA_MODELS[name], str(size or 0),
-                          str(seed)], capture_output=True, text=True, check=True)
+    out = subprocess.run([moa_python, "-c", MOA_SCRIPT, str(arff), MOA_MODELS[name], str(size or 0), str(seed)],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, batch_size: int,
-            moa_python: str | None = None, arff_cache: dict | None = None) -> dict:
-    name = parse_model(spec)[0]
-    if name in MOA_MODELS:
-        report = run_moa(stream_name, spec, n, seed, data_dirs, moa_python, {} if arff_cache is None else arff_cache)
-        return {**report, "stream": stream_name, "model": spec, "seed": seed, "n_requested": n}
-    name, size, params = parse_model(spec)
+def open_run_stream(stream_name: str, n: int | None, seed: int, data_dirs, arff: pathlib.Path | None) -> OpenedStream:
+    """The stream as `open_stream` gives it, or, given the ARFF copy of it, its first `n` instances read from there."""
     stream = open_stream(stream_name, n=n, seed=seed, data_dirs=data_dirs)
-    model = build_model(name, size=size, seed=seed, params=params)
-    report = replay(stream, Predictor(model, name), ReplayOptions(batch_size=batch_size, progress=sys.stderr.isatty()))
+    if arff is None:
+        return stream
+    stream.source.close()
+    source, decoder = open_file(arff, limit=n)
+    return dataclasses.replace(stream, source=source, decoder=decoder)
+
+
+def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, batch_size: int,
+            moa_python: str | None = None, arff: pathlib.Path | None = None) -> dict:
+    """One model on one stream: through the replay loop, or MOA's (which reads the ARFF file)."""
+    if is_moa(spec):
+        report = run_moa(spec, arff, seed, moa_python)
+    else:
+        name, size, params = parse_model(spec)
+        stream = open_run_stream(stream_name, n, seed, data_dirs, arff)
+        model = build_model(name, size=size, seed=seed, params=params)
+        report = replay(stream, Predictor(model, name),
+                        ReplayOptions(batch_size=batch_size, progress=sys.stderr.isatty()))
+    if arff is not None:
+        report["read_from"] = "arff"
     return {**report, "stream": stream_name, "model": spec, "seed": seed, "n_requested": n}
 
 
-def timed(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff_cache) -> dict:
+def timed(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff) -> dict:
     before = load()
-    run = run_one(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff_cache)
+    run = run_one(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff)
     run["load_before"], run["load_after"] = before, load()
     return run
 
 
-def run_group(stream: str, seed: int, models: list[str], args, data_dirs, arff_cache) -> typing.Iterator[dict]:
+def run_group(stream: str, seed: int, models: list[str], args, data_dirs) -> typing.Iterator[dict]:
     """The models on one stream and seed: once each (each run yielded as it ends), or `args.rounds` alternating
-    rounds after a warm-up (the runs yielded when the last round ends)."""
-    if args.rounds <= 1:
+    rounds after a warm-up (the runs yielded when the last round ends). With a MOA learner among them, every model
+    reads the stream's ARFF copy, written once for the group (and deleted after it)."""
+    with tempfile.TemporaryDirectory(prefix="suite-arff-") as tmp:
+        arff = pathlib.Path(tmp) / f"{stream}.arff" if any(map(is_moa, models)) else None
+        if arff is not None:
+            write_arff(stream, args.n, seed, data_dirs, arff)
+        if args.rounds <= 1:
+            for m in models:
+                yield timed(stream, m, args.n, seed, data_dirs, args.batch_size, args.moa_python, arff)
+            return
+        warm_n = WARMUP if args.n is None else min(WARMUP, args.n)
         for m in models:
-            yield timed(stream, m, args.n, seed, data_dirs, args.batch_size, args.moa_python, arff_cache)
-        return
-    warm_n = WARMUP if args.n is None else min(WARMUP, args.n)
-    for m in models:
-        if parse_model(m)[0] not in MOA_MODELS:
-            run_one(stream, m, warm_n, seed, data_dirs, args.batch_size)
-    rounds: dict[str, list[dict]] = {m: [] for m in models}
-    for r in range(args.rounds):
-        for m in models if r % 2 == 0 else models[::-1]:
-            rounds[m].append(timed(stream, m, args.n, seed, data_dirs, args.batch_size, args.moa_python, arff_cache))
+            if not is_moa(m):
+                run_one(stream, m, warm_n, seed, data_dirs, args.batch_size, arff=arff)
+        rounds: dict[str, list[dict]] = {m: [] for m in models}
+        for r in range(args.rounds):
+            for m in models if r % 2 == 0 else models[::-1]:
+                rounds[m].append(timed(stream, m, args.n, seed, data_dirs, args.batch_size, args.moa_python, arff))
     for m in models:
         first = rounds[m][0]
         first["rounds"] = [{"round": i, "accuracy": run["accuracy"], "seconds": run["seconds"],
@@ -299,7 +321,6 @@ def classify(argv: list[str]) -> int:
     runs = read_runs(args.out)
     done = {(r["stream"], r["model"], r["seed"], r["n_requested"]) for r in runs}
     meta = provenance(shlex.join(["python", "benchmarks/suite.py", *argv]))
-    arff_cache: dict = {}
 
     for stream in streams:
         for seed in seeds:
@@ -307,7 +328,7 @@ def classify(argv: list[str]) -> int:
             if not todo:
                 continue
             try:
-                for run in run_group(stream, seed, todo, args, data_dirs, arff_cache):
+                for run in run_group(stream, seed, todo, args, data_dirs):
                     run.update(meta, rounds_requested=args.rounds)
                     runs.append(run)
                     append(args.out, run)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
+import shutil
+import subprocess
 
 import pytest
 
@@ -48,7 +51,7 @@ def test_rounds_alternate_and_keep_every_rounds_speed(tmp_path, monkeypatch):
     suite = load_suite()
     order = []
 
-    def fake_run(stream, spec, n, seed, data_dirs, batch_size, moa_python=None, arff_cache=None):
+    def fake_run(stream, spec, n, seed, data_dirs, batch_size, moa_python=None, arff=None):
         order.append((spec, n))
         return {"stream": stream, "model": spec, "seed": seed, "n_requested": n, "n": n, "accuracy": 0.5,
                 "kappa_m": 0.1, "seconds": 1.0, "instances_per_s": {"a": 100.0, "b": 10.0}[spec] * (1 + len(order))}
@@ -71,6 +74,43 @@ def test_a_stream_becomes_an_arff_file_of_the_same_instances(tmp_path):
     assert lines[:5] == ["@relation sea_a", "@attribute f0 numeric", "@attribute f1 numeric", "@attribute f2 numeric",
                          "@attribute class {'False','True'}"]
     assert len(lines) == 6 + 50 and lines[6].count(",") == 3
+    suite.write_arff("mixed_a", 20, 1, [], path)  # booleans are nominal, on both sides
+    assert path.read_text().splitlines()[1:4] == ["@attribute f0 {'False','True'}", "@attribute f1 {'False','True'}",
+                                                  "@attribute f2 numeric"]
+
+
+def test_with_a_moa_learner_every_model_reads_the_same_arff_file(tmp_path, monkeypatch):
+    """Our model replays the ARFF copy that MOA's learner gets: the same instances, parsed in both timed loops."""
+    suite = load_suite()
+    seen = []
+
+    def fake_moa(spec, arff, seed, moa_python):
+        seen.append(arff.read_text())
+        return {"n": 300, "accuracy": 0.5, "kappa": 0.0, "kappa_m": 0.0, "kappa_t": 0.0, "seconds": 1.0,
+                "instances_per_s": 300.0}
+
+    monkeypatch.setattr(suite, "run_moa", fake_moa)
+    out = tmp_path / "runs.jsonl"
+    assert suite.main(["--streams", "sea_a", "--n", "300", "--models", "hoeffding-tree,moa-srp:10",
+                       "--out", str(out)]) == 0
+    ours, moa = runs_of(out)
+    assert ours["read_from"] == moa["read_from"] == "arff" and ours["n"] == 300
+    assert seen[0].count("\n") == 300 + 6  # relation, 3 attributes, class, @data
+    direct = suite.run_one("sea_a", "hoeffding-tree", 300, 1, [], 32)  # from the generator: the same numbers
+    assert "read_from" not in direct and direct["accuracy"] == ours["accuracy"]
+
+
+@pytest.mark.skipif(not os.environ.get("MOA_PYTHON") or not shutil.which("java"),
+                    reason="MOA's learners need MOA_PYTHON (an interpreter with capymoa) and a Java runtime")
+def test_moa_learners_run_on_the_arff_copy(tmp_path):
+    suite = load_suite()
+    path = tmp_path / "stagger.arff"
+    suite.write_arff("stagger_a", 400, 1, [], path)
+    try:
+        report = suite.run_moa("moa-srp:3", path, 1, os.environ["MOA_PYTHON"])
+    except subprocess.CalledProcessError as err:
+        pytest.fail(err.stderr[-2000:])
+    assert report["n"] == 400 and 0.5 < report["accuracy"] <= 1 and report["seconds"] > 0
 
 
 def test_model_specs_take_literal_parameters_with_commas_inside():

@@ -65,11 +65,12 @@ class OpenedStream:
 
 
 class PairDecoder:
-    """For generated records, whose value is already an (x, y) pair; the id is the position."""
+    """For generated records, whose value is already an (x, y) pair, or an (x, y, key) triple; the id is the
+    position."""
 
     def decode(self, record: Record) -> Event:
-        x, y = record.value
-        return Event(id=str(record.position.offset), x=x, y=y)
+        x, y, *key = record.value
+        return Event(id=str(record.position.offset), x=x, y=y, key=key[0] if key else None)
 
 
 def stream_names() -> list[str]:

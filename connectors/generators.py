@@ -4,6 +4,7 @@ LED, RandomRBF) and those of the wider literature (AGRAWAL, Hyperplane, STAGGER,
 At the benchmark length of 1,000,000 the drifts are centred at 250k, 500k and 750k, with width 50 (abrupt) or 50,000
 (gradual), as in the paper. A shorter `n` compresses the same schedule (drifts at n/4, n/2, 3n/4, gradual width n/20),
 so a short run still crosses every concept. RandomRBF and Hyperplane drift all the time instead (incremental drift).
+`sea_keyed` is SEA for many keys, each with its own concepts and drift point: a stream for one model per key.
 """
 
 from __future__ import annotations
@@ -142,6 +143,38 @@ def recurring(n: int, seed: int, n_concepts: int = 4, n_features: int = 10, repe
         yield {f"x{i}": float(v) for i, v in enumerate(x)}, y
 
 
+def keyed_sea(n: int, seed: int, keys: int = 1000, drifts: int = 1, noise: float = 0.1):
+    """SEA for `keys` keys, each on its own concept schedule: (x, y, key) triples, keys drawn at random event by event.
+
+    A key's concepts are `drifts` + 1 of SEA's four functions in its own order, each with its labels negated or not
+    (a coin per key and concept: keys disagree, as customers with opposite preferences do), switching abruptly at
+    the key's own drift points, drawn within the middle 60% of its expected n / keys events. The key is not among the
+    features, so one model for every key sees a mixture of concepts it cannot tell apart.
+
+    >>> [key for _, _, key in generate("sea_keyed", n=4, seed=1)]
+    ['k911', 'k783', 'k289', 'k953']
+    """
+    if not 0 <= drifts < 4:
+        raise ValueError(f"a key passes through at most SEA's four functions: drifts must be 0-3, not {drifts}")
+    rng = np.random.default_rng(seed)
+    thresholds = np.array([8.0, 9.0, 7.0, 9.5])  # SEA functions 1-4
+    functions = np.argsort(rng.random((keys, 4)), axis=1)[:, : drifts + 1]  # each key's own order
+    negated = rng.random((keys, drifts + 1)) < 0.5
+    per_key = max(1, n // keys)
+    points = np.sort(rng.integers(per_key // 5, per_key - per_key // 5 + 1, size=(keys, drifts)), axis=1)
+    key = rng.integers(keys, size=n)
+    x = rng.uniform(0.0, 10.0, size=(n, 3))
+    flip = rng.random(n) < noise
+    seen = np.zeros(keys, dtype=np.int64)
+    for t in range(n):
+        k = key[t]
+        concept = int(np.searchsorted(points[k], seen[k], side="right"))
+        seen[k] += 1
+        above = x[t, 0] + x[t, 1] > thresholds[functions[k, concept]]
+        features = {"x0": float(x[t, 0]), "x1": float(x[t, 1]), "x2": float(x[t, 2])}
+        yield features, bool(above ^ negated[k, concept] ^ flip[t]), f"k{k}"
+
+
 GENERATORS = {
     "led_a": (functools.partial(led, gradual=False), "LED, 24 attributes (7 relevant), 10% noise, abrupt drifts"),
     "led_g": (functools.partial(led, gradual=True), "LED, 24 attributes (7 relevant), 10% noise, gradual drifts"),
@@ -191,11 +224,16 @@ GENERATORS = {
         functools.partial(waveform, gradual=False),
         "Waveform, 21 attributes and 19 of noise, 3 classes; at each drift 10 attributes trade places, abrupt",
     ),
+    "sea_keyed": (
+        keyed_sea,
+        "SEA for 1,000 keys (events carry a key), each with its own order of two SEA functions, negated or not by a "
+        "coin per key, and its own drift point; 10% noise",
+    ),
 }
 
 
 def generate(name: str, n: int = BENCHMARK_LENGTH, seed: int = 1):
-    """The first `n` (x, y) pairs of benchmark `name`.
+    """The first `n` (x, y) pairs of benchmark `name` ((x, y, key) triples for a keyed stream: `sea_keyed`).
 
     >>> [y for _, y in generate("sea_a", n=8, seed=1)]
     [True, False, True, False, False, False, False, True]
@@ -206,8 +244,8 @@ def generate(name: str, n: int = BENCHMARK_LENGTH, seed: int = 1):
 
 def drifts(name: str, n: int) -> list[int]:
     """Drift centres of a generated benchmark of length n (none for RandomRBF and Hyperplane, which drift all the
-    time)."""
+    time, nor for a keyed stream, whose keys drift each at its own point)."""
     if name == "recur4":
         segment = n // 12
         return list(range(segment, 12 * segment, segment))
-    return drift_schedule(n, gradual=False)[0] if not name.startswith(("rbf", "hyper")) else []
+    return drift_schedule(n, gradual=False)[0] if not name.startswith(("rbf", "hyper", "sea_keyed")) else []

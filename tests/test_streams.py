@@ -9,7 +9,7 @@ import pytest
 from river.datasets import synth
 
 from connectors.benchmarks import StreamUnavailable, describe, open_stream, stream_names
-from connectors.generators import AGRAWAL_FUNCTIONS, GENERATORS, WAVEFORM_SWAPPED, generate
+from connectors.generators import AGRAWAL_FUNCTIONS, GENERATORS, WAVEFORM_SWAPPED, generate, keyed_sea
 from connectors.random_rbf import drifting_rbf
 
 SEA_THRESHOLDS = [8.0, 9.0, 9.5, 8.0]  # functions 1, 2, 4, 1
@@ -161,3 +161,25 @@ def test_waveform_attributes_trade_places_at_a_drift():
     mean = lambda part: np.mean([[x[k] for k in range(40)] for x, _ in part], axis=0)  # noqa: E731
     moved = np.abs(mean(before) - mean(after)) > 0.5
     assert 2 <= moved.sum() <= WAVEFORM_SWAPPED
+
+
+def test_keyed_sea_keys_follow_their_own_concepts_and_drift_points():
+    """Each key's events agree with one of SEA's functions, negated or not, before its drift point and with another
+    after it; keys differ in their concepts; the key is not a feature."""
+    stream = list(keyed_sea(n=16_000, seed=3, keys=8, drifts=1))
+    assert stream == list(keyed_sea(n=16_000, seed=3, keys=8, drifts=1)) != list(keyed_sea(n=16_000, seed=4, keys=8))
+    assert {frozenset(x) for x, _, _ in stream} == {frozenset({"x0", "x1", "x2"})}
+    concepts = [(t, negated) for t in (7.0, 8.0, 9.0, 9.5) for negated in (False, True)]
+
+    def concept(part):
+        agreement = [np.mean([((x["x0"] + x["x1"] > t) != negated) == y for x, y in part]) for t, negated in concepts]
+        assert max(agreement) == pytest.approx(0.9, abs=0.03)
+        return concepts[int(np.argmax(agreement))]
+
+    schedules = []
+    for key in sorted({key for _, _, key in stream}):
+        rows = [(x, y) for x, y, k in stream if k == key]
+        first, last = concept(rows[: len(rows) // 5]), concept(rows[-len(rows) // 5 :])  # around the drift point
+        assert first != last
+        schedules.append((first, last))
+    assert len(set(schedules)) > 4

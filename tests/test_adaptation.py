@@ -14,6 +14,10 @@ from stream_moe.models.detectors import DETECTORS, DRIFT, WARNING, ErrorMonitor,
 from stream_moe.models.driftmoe_data import DriftMoEData
 from stream_moe.models.driftmoe_task import DriftMoETask
 
+# Each behaviour with the fast experts (the default) and river's; river's run with `-m slow` (tests/test_fast_experts.py
+# holds the fast experts to river's by default).
+EXPERTS = [pytest.param("river", marks=pytest.mark.slow), "fast"]
+
 
 def errors(n, before, after, change, seed):
     rng = random.Random(seed)
@@ -67,7 +71,8 @@ def test_a_model_with_a_randomised_detector_repeats_itself():
 FALSE_ALARMS_PER_50K = {"eddm": 100, "kswin": 3}
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "kswin" else n  # 50k KS tests
+                                  for n in sorted(DETECTORS)])
 def test_false_alarms_are_rare_on_a_long_stationary_stream(name):
     monitor = ErrorMonitor(make_detector(name, seed=3))
     alarms = sum(monitor.update(e) == DRIFT for e in errors(50_000, 0.2, 0.2, change=0, seed=3))
@@ -89,7 +94,7 @@ def test_experts_learning_a_stationary_concept_are_not_replaced_as_they_improve(
     assert accuracy > accuracy_both + 0.01
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_expert_is_replaced_after_an_abrupt_concept_drift(experts):
     data = list(generate("sea_a", n=20_000, seed=1))
     model = DriftMoEData(drift_detector="adwin(delta=0.001)", warning_detector="adwin(delta=0.01)", experts=experts,
@@ -115,7 +120,7 @@ def halfplane(n, change, noise_after=0.05, flip_after=False, seed=0):
     return [({"a": float(a), "b": float(b)}, bool(label)) for (a, b), label in zip(X, y)]
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_task_expert_stays_when_only_the_noise_rose(experts):
     """MoE-Task keeps a class's expert whose error rose for a reason a new expert cannot beat (more label noise);
     replacing it at every drift, as DriftMoE-Data does, throws away what it knows."""
@@ -129,7 +134,7 @@ def test_task_expert_stays_when_only_the_noise_rose(experts):
     assert always.counts_["drifts"] >= 1 and always.counts_["kept"] == 0
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_task_background_takes_over_after_a_real_concept_change(experts):
     data = halfplane(12_000, change=4000, flip_after=True)
     model = DriftMoETask(experts=experts, device="cpu", seed=0)
@@ -181,7 +186,7 @@ def test_expansion_on_an_input_shift_and_not_on_a_stationary_stream():
     assert len(shifted.pool_) == 3 and shifted.router_.n_outputs == 3
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_self_expansion_changes_nothing_until_the_pool_grows(experts):
     """Before any expansion the descriptors only watch: the same answers as without self-expansion (the routing
     penalty for novelty starts once an input shift has grown the pool)."""
@@ -195,7 +200,7 @@ def test_self_expansion_changes_nothing_until_the_pool_grows(experts):
     assert seen[0] == seen[1]
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_budget_is_never_exceeded(experts):
     model = expanding(max_experts=4, expansion_cooldown=300, experts=experts)
     sizes = []
@@ -205,7 +210,7 @@ def test_budget_is_never_exceeded(experts):
     assert model.router_.n_outputs == len(model.pool_) == len(model.routed_)
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_a_recurring_concept_goes_back_to_its_experts(experts):
     """A -> B -> A: B grows an expert, A's return grows none and goes back to the experts that learned A. Which of A's
     two experts takes it back is up to the router (in one of 24 runs measured, over seeds and both expert kinds, the
@@ -230,7 +235,7 @@ def test_a_recurring_concept_goes_back_to_its_experts(experts):
     assert np.mean(accuracies) > 0.75, accuracies
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_growth_is_sublinear_on_recurring_concepts(experts):
     model = expanding(n_experts=1, expansion_cooldown=500, experts=experts)
     run(model, list(generate("recur4", n=24_000, seed=1)))  # 11 switches among 4 concepts
@@ -238,7 +243,7 @@ def test_growth_is_sublinear_on_recurring_concepts(experts):
     assert model.counts_["expansions"] == 3 and model.counts_["prunes"] == 0
 
 
-@pytest.mark.parametrize("experts", ["river", "fast"])
+@pytest.mark.parametrize("experts", EXPERTS)
 def test_checkpoint_of_a_grown_pool_gives_identical_predictions(experts):
     data = regimes([0, 1, 2], 2000, seed=3)
     model = expanding(experts=experts)

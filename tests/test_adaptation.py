@@ -10,6 +10,7 @@ import pytest
 from river.datasets import synth
 
 from connectors.generators import generate
+from regimes import regimes
 from stream_moe.models.detectors import DETECTORS, DRIFT, WARNING, ErrorMonitor, make_detector
 from stream_moe.models.driftmoe_data import DriftMoEData
 from stream_moe.models.driftmoe_task import DriftMoETask
@@ -142,19 +143,6 @@ def test_task_background_takes_over_after_a_real_concept_change(experts):
     assert run(model, data[4000:8000]) > 0.6 and model.counts_["background_takeovers"] >= 1
     assert run(model, data[8000:]) > 0.9
     assert model.pool_.usage_.max() < 8000  # both class experts were replaced after the change
-
-
-def regimes(sequence, per_regime, seed=0, n_features=6):
-    """Inputs from one Gaussian region per regime (centres far apart), each regime with its own linear concept."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 6, size=(max(sequence) + 1, n_features))
-    normals = rng.normal(size=(max(sequence) + 1, n_features))
-    data = []
-    for r in sequence:
-        x = centres[r] + rng.normal(size=(per_regime, n_features))
-        y = ((x - centres[r]) @ normals[r] > 0).tolist()
-        data += [({f"f{i}": float(v) for i, v in enumerate(row)}, label) for row, label in zip(x, y)]
-    return data
 
 
 def expanding(**kw):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from river.datasets import synth
 
+from regimes import regimes
 from stream_moe.models import router as router_module
 from stream_moe.models.driftmoe_data import DriftMoEData
 from stream_moe.models.driftmoe_task import DriftMoETask
@@ -225,20 +226,6 @@ def test_rows_must_fit_their_members():
 
 
 # ---- DriftMoE models sharing a bank ------------------------------------------------------------------------------
-
-
-def regimes(sequence, per_regime, seed=0, n_features=6):
-    """Inputs from one Gaussian region per regime, each with its own linear concept: input shifts that grow a
-    self-expanding pool (and, past its budget, prune it)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 6, size=(max(sequence) + 1, n_features))
-    normals = rng.normal(size=(max(sequence) + 1, n_features))
-    data = []
-    for r in sequence:
-        x = centres[r] + rng.normal(size=(per_regime, n_features))
-        y = ((x - centres[r]) @ normals[r] > 0).tolist()
-        data += [({f"f{i}": float(v) for i, v in enumerate(row)}, label) for row, label in zip(x, y)]
-    return data
 
 
 def drifting_streams(n: int) -> list[list]:

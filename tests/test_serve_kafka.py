@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import subprocess
 import time
 
 import pytest
@@ -95,17 +96,13 @@ def wait_until_serving(log, starts: int, timeout_s: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
-    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
-    # river's trees: slow enough that each kill lands in the middle of the stream
-    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-river", checkpoint_every_s=0.3)
-    n = 2400
-    produce(broker, topics["events"], events(0, n), partitions=2)
-    rng = random.Random(7)
-    for progress in (0.15, 0.4, 0.65):  # SIGKILL once this share of the events has been predicted, give or take
+def kill_mid_stream(broker, config, topics, tmp_path, n: int, shares: list[float]) -> subprocess.Popen:
+    """Start the service and SIGKILL it once each share of the `n` events has been predicted and a checkpoint saved
+    since its start; then start it once more and wait until it has predicted every event. Returns that last run."""
+    for share in shares:
         before = saved_checkpoints(tmp_path / "checkpoints")
         service = start_serve(config, tmp_path / "serve.log")
-        target = {str(i) for i in range(int(n * (progress + rng.uniform(-0.05, 0.05))))}
+        target = {str(i) for i in range(int(n * share))}
         consume(broker, topics["predictions"], 2, lambda v: len({p["id"] for p in v} & target) >= len(target), 120)
         wait_for_new_checkpoint(tmp_path / "checkpoints", since=before)
         service.kill()
@@ -113,9 +110,21 @@ def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
     service = start_serve(config, tmp_path / "serve.log")
     expected = {str(i) for i in range(n)}
     assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
-    wait_until_serving(tmp_path / "serve.log", starts=4)  # the killed runs may have predicted everything already
+    wait_until_serving(tmp_path / "serve.log", starts=len(shares) + 1)  # the killed runs may have predicted it all
+    return service
+
+
+def test_serve_survives_sigkill_without_losing_or_relearning(broker, tmp_path):
+    topics = fresh_topics(broker, 2, "events", "predictions", "dead")
+    # river's trees: slow enough that each kill lands in the middle of the stream
+    config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-river", checkpoint_every_s=0.3)
+    n = 2400
+    produce(broker, topics["events"], events(0, n), partitions=2)
+    rng = random.Random(7)
+    shares = [share + rng.uniform(-0.05, 0.05) for share in (0.15, 0.4, 0.65)]
+    service = kill_mid_stream(broker, config, topics, tmp_path, n, shares)
     assert terminate(service) == 0
-    check_learned_once(tmp_path / "checkpoints", expected)
+    check_learned_once(tmp_path / "checkpoints", {str(i) for i in range(n)})
     resumed = [line for line in (tmp_path / "serve.log").read_text().splitlines() if '"resume_at": {"' in line]
     assert len(resumed) >= 3, "the kills should have hit a service in the middle of the stream"
 
@@ -224,24 +233,13 @@ def test_labels_ahead_of_their_events_are_learned_exactly_once_across_sigkills(b
     labels = [{"id": e["id"], "y": int(e["x"]["f1"] + e["x"]["f2"] <= 8)} for e in unlabelled]
     produce(broker, topics["labels"], labels, partitions=2)  # label i goes to the partition of event i
     produce(broker, topics["events"], unlabelled, partitions=2)
-    for progress in (0.2, 0.45, 0.7):
-        before = saved_checkpoints(tmp_path / "checkpoints")
-        service = start_serve(config, tmp_path / "serve.log")
-        target = {str(i) for i in range(int(n * progress))}
-        consume(broker, topics["predictions"], 2, lambda v: len({p["id"] for p in v} & target) >= len(target), 120)
-        wait_for_new_checkpoint(tmp_path / "checkpoints", since=before)
-        service.kill()
-        service.wait()
-    service = start_serve(config, tmp_path / "serve.log")
-    expected = {str(i) for i in range(n)}
-    assert predicted_ids(broker, topics["predictions"], 2, expected, timeout_s=180) >= expected
-    wait_until_serving(tmp_path / "serve.log", starts=4)
+    service = kill_mid_stream(broker, config, topics, tmp_path, n, [0.2, 0.45, 0.7])
     deadline = time.monotonic() + 120
     while learned_so_far(tmp_path / "checkpoints") < n:
         assert time.monotonic() < deadline, "not every label was learned"
         time.sleep(0.5)
     assert terminate(service) == 0
-    check_learned_once(tmp_path / "checkpoints", expected)
+    check_learned_once(tmp_path / "checkpoints", {str(i) for i in range(n)})
     states = shard_states(tmp_path / "checkpoints")
     assert sum(s["joins"].early.joined for s in states.values()) > 0, "no label arrived before its event"
     assert sum(len(s["joins"].early) + len(s["joins"].pending) for s in states.values()) == 0

@@ -169,19 +169,26 @@ class RouterBank:
 
     def export(self, member: int) -> Router:
         """A standalone copy of a member (after its queued rows have trained), e.g. to checkpoint one model alone."""
+        state = self.router_state(member)
+        state["_dropout_rng"] = copy.deepcopy(state["_dropout_rng"])
+        return _standalone(state)
+
+    def router_state(self, member: int) -> dict:
+        """A member as a standalone `Router`'s pickled state (after its queued rows have trained): copies, except the
+        dropout generator, which is the member's own (pickle the state at once, or copy it). Built directly rather
+        than through a `Router`, whose construction draws initial weights only to overwrite them: a checkpoint of
+        per-key models holds one of these per member."""
         m = self._check(member)
         self._flush(m)
-        n_in, n_out = int(self._n_in[m]), int(self._n_out[m])
-        router = Router(n_in, n_out, device=self.device_name, seed=int(self._seed[m]), **self.settings)
-        router.n_steps, router.adam_steps = int(self._n_steps[m]), int(self._adam_steps[m])
-        router._n_rows_made = int(self._rows_made[m])
-        router._dropout_rng = copy.deepcopy(self._rngs[m])
-        fill = int(self._fill[m])
-        router._z = [self._buffer_z[m, :fill, :n_in].cpu().numpy().copy()]
-        router._masks = [self._buffer_masks[m, :fill, :n_out].cpu().numpy().copy()]
-        router._buffered = fill
-        router._place(*self._read(m))
-        return router
+        n_in, n_out, fill = int(self._n_in[m]), int(self._n_out[m]), int(self._fill[m])
+        params = self._read(m)
+        return {**self.settings, "device_name": self.device_name, "seed": int(self._seed[m]),
+                "n_steps": int(self._n_steps[m]), "adam_steps": int(self._adam_steps[m]),
+                "_n_rows_made": int(self._rows_made[m]),
+                "_z": [self._buffer_z[m, :fill, :n_in].cpu().numpy().copy()],
+                "_masks": [self._buffer_masks[m, :fill, :n_out].cpu().numpy().copy()],
+                "_buffered": fill, "_dropout_rng": self._rngs[m],
+                "_sizes": params[0].sizes, "_flats": [layers.flat for layers in params]}
 
     def release(self, member: int) -> Router:
         """Take a member out of the bank as a standalone router."""
@@ -632,7 +639,7 @@ class BankedRouter:
         self.bank.remove_output(self.index, i)
 
     def __reduce__(self):
-        return _standalone, (self.bank.export(self.index).__getstate__(),)
+        return _standalone, (self.bank.router_state(self.index),)
 
 
 def _standalone(state: dict) -> Router:

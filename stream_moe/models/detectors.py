@@ -17,6 +17,8 @@ True
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import inspect
 import re
 
@@ -54,6 +56,17 @@ def make_detector(spec: str | base.DriftDetector, seed: int | None = None) -> ba
     """
     if isinstance(spec, base.DriftDetector):
         return spec.clone()
+    detector, arguments, seeded = _parse(spec)
+    kwargs = copy.deepcopy(arguments)
+    if seed is not None and "seed" not in kwargs and seeded:
+        kwargs["seed"] = seed
+    return detector(**kwargs)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(spec: str) -> tuple[type, dict, bool]:
+    """A spec's detector class, keyword arguments and whether the class takes a seed. Cached: a pool makes two
+    detectors per expert from the same specs, and parsing them took a quarter of making a DriftMoE model."""
     match = _SPEC.match(spec)
     if not match or match.group(1).lower() not in DETECTORS:
         raise ValueError(f"unknown drift detector {spec!r}; known: {', '.join(DETECTORS)}")
@@ -62,9 +75,7 @@ def make_detector(spec: str | base.DriftDetector, seed: int | None = None) -> ba
         call = ast.parse(f"f({match.group(2)})", mode="eval").body
         kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
     detector = DETECTORS[match.group(1).lower()]
-    if seed is not None and "seed" not in kwargs and "seed" in inspect.signature(detector).parameters:
-        kwargs["seed"] = seed
-    return detector(**kwargs)
+    return detector, kwargs, "seed" in inspect.signature(detector).parameters
 
 
 class ErrorMonitor:

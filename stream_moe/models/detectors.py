@@ -17,7 +17,6 @@ True
 from __future__ import annotations
 
 import ast
-import copy
 import functools
 import inspect
 import re
@@ -57,7 +56,7 @@ def make_detector(spec: str | base.DriftDetector, seed: int | None = None) -> ba
     if isinstance(spec, base.DriftDetector):
         return spec.clone()
     detector, arguments, seeded = _parse(spec)
-    kwargs = copy.deepcopy(arguments)
+    kwargs = dict(arguments)  # the spec's literals: numbers, strings, tuples
     if seed is not None and "seed" not in kwargs and seeded:
         kwargs["seed"] = seed
     return detector(**kwargs)

@@ -448,6 +448,29 @@ def router_bank() -> str:
     return "\n".join(lines)
 
 
+KEYED_CONFIGS = {"shared": "one model for every key", "own routers": "one model per key, each its own router",
+                 "bank": "one model per key, routers in one bank"}
+
+
+def keyed_serving() -> str:
+    """One model per key through the embedded service against one shared model (`benchmarks/keyed_serving.py`):
+    medians over rounds, and the bank's speed-up over own routers within each round."""
+    r = read_json("keyed_serving.json")
+    if not r:
+        return "(no keyed serving results)"
+    m = r["median"]
+    lines = header(["configuration", "events/s", "prequential accuracy", "final checkpoint s (MB)"],
+                   ["---", "--:", "--:", "--:"])
+    for name, label in KEYED_CONFIGS.items():
+        lines.append(row([label, f"{m[name]['events_per_s']:,.0f}", f"{100 * m[name]['accuracy']:.1f}%",
+                          f"{m[name]['final_checkpoint_s']:.1f} ({m[name]['checkpoint_mb']:,.0f})"]))
+    ratios = ", ".join(f"{x['bank_over_own']:.2f}" for x in r["rounds"])
+    loads = [run["load"][0] for x in r["rounds"] for run in x["runs"].values()]
+    lines.append(row([f"bank / own routers (rounds: {ratios}; load {min(loads):.1f}-{max(loads):.1f})",
+                      f"**{m['bank_over_own']:.2f}x**", "", ""]))
+    return "\n".join(lines)
+
+
 def forecast_network(kind: str) -> str:
     """The forecasters that know the network against persistence (`benchmarks/forecast_suite.py`, its own renderers):
     `targets` per scenario and seed, `means` over seeds; `ablation` the ways of telling a link CfC of failures."""
@@ -463,6 +486,7 @@ def forecast_network(kind: str) -> str:
 
 TABLES: dict[str, typing.Callable[[], str]] = {
     "soak": soak, "serve-speed": serve_speed, "checkpoint-stores": checkpoint_stores, "router-bank": router_bank,
+    "keyed-serving": keyed_serving,
     "summary": summary, "accuracy": accuracy, "speed": speed, "defaults": defaults, "forecast": forecast,
     "provenance": provenance, "settings": settings, "metrics": metrics, "modules": modules,
     "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),

@@ -98,12 +98,11 @@ class ServeSettings(Section):
     classes: list[str | int | bool] | None = Field(None, description="classifiers: known class labels (none: "
                                                    "any)")
     model_per: typing.Literal["partition", "key"] = Field(
-        "partition", description="classifiers: one model per input partition, or one per event key within it (the "
-        "mixtures' routers then share a router bank)")
+        "partition", description="classifiers: one model per input partition, or one per event key within it")
     router_bank: typing.Literal["auto", "on", "off"] = Field(
         "auto", description="the mixtures' routers of all the process's models in one router bank, routed in one call "
-        "per micro-batch (auto: with model_per key, or when the router runs on CUDA; on the CPU a bank pays once a "
-        "call routes 16 models or more)")
+        "per micro-batch (auto: when the router runs on CUDA; on the CPU per-key serving measured 0.92x with a bank, "
+        "benchmarks/keyed_serving.py)")
     max_models: int = Field(1000, ge=1, description="model_per key: live models per shard at most; the least recently "
                             "used are spilled (compressed, kept in the checkpoint) and reloaded when their key returns")
     max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")

@@ -5,8 +5,8 @@ recently used are spilled as compressed pickles and reloaded, by value, when the
 carries on exactly where it stopped. Live and spilled models are one picklable value (`KeyedModels`): the shard's
 checkpoint holds them all, and learning stays exactly-once per key across crashes and hand-overs as it is per shard.
 
-The mixtures' routers live in a `RouterBank` shared by the process: the routers of every model a micro-batch touches
-are routed in one call and trained in one pass (see `stream_moe.predictor` for the two halves of a batch).
+With a `RouterBank` shared by the process, the routers of every model a micro-batch touches are routed in one call
+and trained in one pass (see `stream_moe.predictor` for the two halves of a batch).
 
 >>> from river import tree
 >>> keyed = KeyedPredictor(tree.HoeffdingTreeClassifier, "ht", max_live=1)

@@ -263,10 +263,10 @@ def test_predictions_the_broker_refuses_stop_the_service_before_a_checkpoint(bro
 
 def test_models_per_key_learn_exactly_once_across_a_sigkill(broker, tmp_path):
     """`model_per: key` with more keys than live models: spilled and live models are checkpointed with their shard,
-    so a SIGKILL neither loses nor repeats any key's learning."""
+    so a SIGKILL neither loses nor repeats any key's learning; their routers share a router bank."""
     topics = fresh_topics(broker, 2, "events", "predictions", "dead")
     config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-data", model_per="key",
-                          max_models=2, checkpoint_every_s=0.3)
+                          max_models=2, router_bank="on", checkpoint_every_s=0.3)
     n = 1600
     stream = [{**e, "key": f"k{i % 5}"} for i, e in enumerate(events(0, n))]
     produce(broker, topics["events"], stream, partitions=2)

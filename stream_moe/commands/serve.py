@@ -117,8 +117,7 @@ def served_classifier(settings: Settings) -> Served:
         return build_model(m.name, size=m.size, seed=m.seed, device=m.device, params=m.params)
 
     prototype = make_model()
-    bank_wanted = serve.router_bank == "on" or serve.router_bank == "auto" and (
-        serve.model_per == "key" or resolve_device(m.device).type == "cuda")
+    bank_wanted = serve.router_bank == "on" or serve.router_bank == "auto" and resolve_device(m.device).type == "cuda"
     # one bank for the routers of every model of the process: a micro-batch routes the models it touches in one call
     bank = RouterBank(device=m.device, **prototype.router_settings) if bank_wanted and isinstance(
         prototype, Mixture) else None

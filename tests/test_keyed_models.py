@@ -7,12 +7,13 @@ import json
 import random
 
 import numpy as np
+import pytest
 from river import tree
 
 from connectors.json_events import JsonEventDecoder
 from connectors.sinks import ListSink
 from connectors.source import IterableSource
-from stream_moe.commands.serve import build_service
+from stream_moe.commands.serve import build_service, served_classifier
 from stream_moe.config import Settings
 from stream_moe.events import Event, Position, Record
 from stream_moe.keyed_models import KeyedPredictor
@@ -105,6 +106,14 @@ def test_keyed_models_are_checkpointed_with_their_shard(tmp_path):
         shard.predictor.model.spilled)
     probe = [Event("p", {"f0": 7.0, "f1": 2.0, "f2": 2.0}, key=k) for k in ("k0", "k1", "k2", "k3")]
     assert [p.proba for p in restored.predictor.process(probe)] == [p.proba for p in shard.predictor.process(probe)]
+
+
+@pytest.mark.parametrize(("router_bank", "banked"), [("auto", False), ("on", True), ("off", False)])
+def test_per_key_models_on_the_cpu_share_a_bank_only_when_asked(router_bank, banked):
+    """On the CPU a bank made per-key serving slower (benchmarks/keyed_serving.py): `auto` leaves it to CUDA."""
+    settings = Settings(model={"name": "driftmoe-data", "device": "cpu"},
+                        serve={"model_per": "key", "router_bank": router_bank})
+    assert (served_classifier(settings).make_predictor().bank is not None) == banked
 
 
 class Touchy(DriftMoEData):

@@ -26,20 +26,25 @@ if str(ROOT) not in sys.path:
 
 RESULTS = ROOT / "benchmarks" / "results"
 # the results files these tables are written from (other benchmarks keep theirs beside them)
-RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "defaults.jsonl", "forecast.jsonl", "recur4.jsonl")
+RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "defaults.jsonl", "broad.jsonl", "forecast.jsonl", "recur4.jsonl")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
-STREAMS = ["sea_a", "sea_g", "led_a", "led_g", "rbf_m", "rbf_f", "rbf_m5", "rbf_f5", "elec", "weather"]
+STREAMS = ["sea_a", "sea_g", "led_a", "led_g", "rbf_m", "rbf_f", "rbf_m5", "rbf_f5", "agrawal_a", "agrawal_g", "hyper",
+           "stagger_a", "rtg_a", "mixed_a", "sine_a", "waveform_a", "phishing", "bananas", "segment", "elec", "weather"]
 STREAM_NAMES = {"sea_a": "SEA abrupt", "sea_g": "SEA gradual", "led_a": "LED abrupt", "led_g": "LED gradual",
                 "rbf_m": "RandomRBF moderate", "rbf_f": "RandomRBF fast", "rbf_m5": "RandomRBF moderate, 5 classes",
                 "rbf_f5": "RandomRBF fast, 5 classes", "elec": "Electricity", "weather": "NOAA weather",
-                "recur4": "four recurring concepts"}
+                "recur4": "four recurring concepts", "agrawal_a": "AGRAWAL abrupt", "agrawal_g": "AGRAWAL gradual",
+                "hyper": "Hyperplane", "stagger_a": "STAGGER abrupt", "rtg_a": "RandomTree abrupt",
+                "mixed_a": "Mixed abrupt", "sine_a": "SINE abrupt", "waveform_a": "Waveform abrupt",
+                "phishing": "Phishing", "bananas": "Bananas", "segment": "Image segments"}
 MODEL_NAMES = {
     "driftmoe-data": "DriftMoE-Data", "driftmoe-task": "DriftMoE-Task", "driftmoe-river": "DriftMoE-Data, river's trees",
     "hoeffding-tree": "river HT", "fast-tree": "fast HT (ours)", "arf:10": "river ARF(10)", "arf:100": "river ARF(100)",
-    "moa-ht": "MOA HT", "moa-arf:10": "MOA ARF(10)",
+    "moa-ht": "MOA HT", "moa-arf:10": "MOA ARF(10)", "moa-arf:100": "MOA ARF(100)", "moa-srp:10": "MOA SRP(10)",
 }
+MOA_PEERS = ["moa-ht", "moa-arf:10", "moa-arf:100", "moa-srp:10"]  # the broad suite's columns, in this order
 DEFAULT = "driftmoe-data"
 VARIANTS = {  # the defaults table: one change from the default each
     "driftmoe-paper::experts='fast'": "paper's configuration",
@@ -196,6 +201,62 @@ def defaults() -> str:
                           *cells]))
     lines.append(row(["mean difference", "", *(f"{statistics.fmean(diffs[v]):+.2f}" if diffs[v] else "—"
                                                for v in variants)]))
+    return "\n".join(lines)
+
+
+def broad_models(runs: list[dict]) -> list[str]:
+    present = dict.fromkeys(r["model"] for r in runs)
+    return [m for m in [DEFAULT, *MOA_PEERS] if m in present] + [m for m in present if m not in [DEFAULT, *MOA_PEERS]]
+
+
+def same_run_ratios(runs: list[dict], stream: str, model: str) -> list[float]:
+    """The default's instances/s over model's on the same stream and seed, one ratio per seed (the two ran one after
+    the other in one suite run)."""
+    mine = {r["seed"]: r["instances_per_s"] for r in by(runs, stream, model)}
+    return [r["instances_per_s"] / mine[r["seed"]] for r in by(runs, stream, DEFAULT) if r["seed"] in mine]
+
+
+def broad(kind: str) -> str:
+    """The broad suite against MOA's learners on the same ARFF instances: `accuracy` % (mean over seeds) with the
+    default's difference from ARF(10) and ARF(100) in points; `speed` instances/s, the default's speed over ARF(10)'s
+    within each stream and seed, and the load."""
+    runs = read("broad.jsonl")
+    models = broad_models(runs)
+    if kind == "accuracy":
+        lines = header(["stream (instances)", "seeds", *(model_name(m) for m in models), "vs MOA ARF(10)",
+                        "vs MOA ARF(100)"])
+    else:
+        lines = header(["stream (instances)", *(f"{model_name(m)} /s" for m in models),
+                        "DriftMoE-Data's speed over MOA ARF(10)", "load (1 min) around the runs"])
+    diffs: dict[str, list[float]] = {"moa-arf:10": [], "moa-arf:100": []}
+    for stream in stream_order(runs):
+        n = chosen_n(runs, stream)
+        if not by(runs, stream, DEFAULT, n):
+            continue
+        label = f"{STREAM_NAMES.get(stream, stream)} ({n:,})"
+        if kind == "accuracy":
+            base = statistics.fmean(r["accuracy"] for r in by(runs, stream, DEFAULT, n))
+            cells = []
+            for peer in diffs:
+                other = [r["accuracy"] for r in by(runs, stream, peer, n)]
+                if other:
+                    diffs[peer].append(100 * (base - statistics.fmean(other)))
+                cells.append(f"{diffs[peer][-1]:+.2f}" if other else "—")
+            seeds = len(by(runs, stream, DEFAULT, n))
+            lines.append(row([label, seeds, *(pct([r["accuracy"] for r in by(runs, stream, m, n)]) for m in models),
+                              *cells]))
+        else:
+            loads = [v for r in runs if r["stream"] == stream for v in (r["load_before"][0], r["load_after"][0])]
+            speeds = [number(statistics.fmean(r["instances_per_s"] for r in by(runs, stream, m, n)))
+                      if by(runs, stream, m, n) else "—" for m in models]
+            lines.append(row([label, *speeds, times(same_run_ratios(runs, stream, "moa-arf:10")),
+                              f"{min(loads):.1f}-{max(loads):.1f}"]))
+    if kind == "accuracy":
+        lines.append(row(["mean difference", "", *("" for _ in models),
+                          *(f"{statistics.fmean(d):+.2f}" if d else "—" for d in diffs.values())]))
+    else:
+        every = [x for stream in stream_order(runs) for x in same_run_ratios(runs, stream, "moa-arf:10")]
+        lines.append(row(["all streams", *("" for _ in models), times(every), ""]))
     return "\n".join(lines)
 
 
@@ -491,6 +552,8 @@ TABLES: dict[str, typing.Callable[[], str]] = {
     "provenance": provenance, "settings": settings, "metrics": metrics, "modules": modules,
     "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),
     "defaults-commands": lambda: commands("defaults.jsonl"),
+    "broad": lambda: broad("accuracy"), "broad-speed": lambda: broad("speed"),
+    "broad-commands": lambda: commands("broad.jsonl"),
     "forecast-commands": lambda: commands("forecast.jsonl"),
     "forecast-network-targets": lambda: forecast_network("targets"),
     "forecast-network": lambda: forecast_network("means"),

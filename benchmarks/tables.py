@@ -309,8 +309,14 @@ def quote(arg: str) -> str:
 
 
 def pretty(command: str) -> str:
-    """A recorded command line, quoted for reading."""
-    return " ".join(quote(a) for a in shlex.split(command))
+    """A recorded command line, quoted for reading; the interpreter given to MOA's runs, a path of the machine that
+    ran them, as `$MOA_PYTHON`.
+
+    >>> pretty("python benchmarks/suite.py --models 'a;b' --moa-python /tmp/capy/bin/python")
+    'python benchmarks/suite.py --models "a;b" --moa-python "$MOA_PYTHON"'
+    """
+    words = shlex.split(command)
+    return " ".join('"$MOA_PYTHON"' if i and words[i - 1] == "--moa-python" else quote(a) for i, a in enumerate(words))
 
 
 def commands(*files: str) -> str:

@@ -15,6 +15,10 @@ the stream is written once to an ARFF file and every model of that stream and se
 learn the same instances and both loops count parsing them; MOA's time is its loop's alone (not the start of the Java
 virtual machine, nor the writing of the file).
 
+A stream `moa:NAME` (`moa:sea_a`, `moa:led_g`, `moa:rbf_f5`, ... for the DriftMoE streams) is that stream as MOA
+generates it: MOA's generators and ConceptDriftStream, written to ARFF by MOA itself (through `--moa-python`), cached in
+the temporary directory by definition, length and seed, and replayed from that file by every model of the stream.
+
 Every run is one JSON line with its metrics, the command that made it, the machine, the load average before and after
 it and the date, appended as soon as it ends: an interrupted suite keeps what it did, and a rerun skips the runs that
 are already in the file. With `--rounds R` (R > 1) the models of a stream and seed are run R times, the order reversed
@@ -31,6 +35,7 @@ import argparse
 import ast
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import pathlib
@@ -49,7 +54,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from connectors import generators  # noqa: E402
-from connectors.benchmarks import OpenedStream, StreamUnavailable, open_stream  # noqa: E402
+from connectors.benchmarks import OpenedStream, StreamUnavailable, describe, open_stream  # noqa: E402
 from connectors.files import open_file  # noqa: E402
 from stream_moe.config import load_settings  # noqa: E402
 from stream_moe.models.registry import build_model  # noqa: E402
@@ -62,6 +67,9 @@ DEFAULT_MODELS = "driftmoe-data,driftmoe-task,hoeffding-tree,arf:10"
 MOA_MODELS = {"moa-arf": "AdaptiveRandomForestClassifier", "moa-ht": "HoeffdingTree",
               "moa-srp": "StreamingRandomPatches"}
 WARMUP = 1000  # instances of the untimed warm-up run of each model before timed rounds
+MOA_STREAM_PREFIX = "moa:"
+MOA_STREAMS = ("sea_a", "sea_g", "led_a", "led_g", "rbf_m", "rbf_f", "rbf_m5", "rbf_f5")
+MOA_STREAM_CACHE = pathlib.Path(tempfile.gettempdir()) / "stream-moe-moa-streams"
 
 
 def parse_model(spec: str) -> tuple[str, int | None, dict]:
@@ -176,6 +184,67 @@ def is_moa(spec: str) -> bool:
     return parse_model(spec)[0] in MOA_MODELS
 
 
+def is_moa_stream(stream: str) -> bool:
+    return stream.startswith(MOA_STREAM_PREFIX)
+
+
+def moa_stream_cli(name: str, n: int, seed: int) -> str:
+    """MOA's definition of the DriftMoE stream `name` of length `n`, as a MOA command-line string: the generators,
+    concepts and drift schedule of ours (`connectors.generators`), seeded MOA's way (every concept and every drift
+    with `seed`; seed 1 is MOA's default).
+
+    >>> moa_stream_cli("rbf_f5", 1000, 2)
+    'generators.RandomRBFGeneratorDrift -s 0.001 -k 50 -n 50 -a 10 -c 5 -r 2 -i 2'
+    """
+    if name not in MOA_STREAMS:
+        raise ValueError(f"no MOA definition of {name!r}; MOA streams: "
+                         + ", ".join(MOA_STREAM_PREFIX + s for s in MOA_STREAMS))
+    if name.startswith("rbf"):
+        params = generators.GENERATORS[name][0].keywords
+        return (f"generators.RandomRBFGeneratorDrift -s {params['change_speed']} -k 50 -n 50 -a 10 "
+                f"-c {params['n_classes']} -r {seed} -i {seed}")
+    if name.startswith("sea"):
+        concepts = [f"generators.SEAGenerator -f {v + 1} -p 10 -i {seed}" for v in generators.SEA_VARIANTS]
+    else:
+        concepts = [f"generators.LEDGeneratorDrift -d {d} -n 10 -i {seed}" for d in generators.LED_DRIFTING_ATTRIBUTES]
+    positions, width = generators.nested_positions(n, gradual=name.endswith("_g"))
+    stream = concepts[-1]
+    for concept, position in zip(concepts[-2::-1], positions[::-1]):
+        stream = f"ConceptDriftStream -s ({concept}) -d ({stream}) -p {position} -w {width} -r {seed}"
+    return stream
+
+
+MOA_STREAM_SCRIPT = """
+import os, sys
+import capymoa  # starts the Java virtual machine, MOA on its class path
+from moa.tasks import WriteStreamToARFFFile
+cli, path, n = sys.argv[1], sys.argv[2], sys.argv[3]
+task = WriteStreamToARFFFile()
+task.getOptions().setViaCLIString(f"-s ({cli}) -f {path}.moa -m {n}")
+task.prepareForUse()
+task.doTask()
+with open(path + ".moa") as moa, open(path + ".part", "w") as out:
+    for line in moa:  # MOA ends every row with a comma, which other readers take for one more value
+        out.write(line.rstrip("\\n").rstrip(",") + "\\n")
+os.remove(path + ".moa")
+os.replace(path + ".part", path)
+"""
+
+
+def moa_stream_arff(stream: str, n: int | None, seed: int, moa_python: str) -> pathlib.Path:
+    """The first `n` instances of MOA stream `stream` (`moa:NAME`), written to ARFF by MOA in the `moa_python`
+    interpreter, or the copy already cached for the same definition, length and seed."""
+    length = generators.BENCHMARK_LENGTH if n is None else n
+    name = stream.removeprefix(MOA_STREAM_PREFIX)
+    cli = moa_stream_cli(name, length, seed)
+    path = MOA_STREAM_CACHE / f"{name}-{length}-{seed}-{hashlib.sha1(cli.encode()).hexdigest()[:10]}.arff"
+    if not path.exists():
+        MOA_STREAM_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([moa_python, "-c", MOA_STREAM_SCRIPT, cli, str(path), str(length)],
+                       capture_output=True, text=True, check=True)
+    return path
+
+
 def run_moa(spec: str, arff: pathlib.Path | None, seed: int, moa_python: str | None) -> dict:
     """A MOA learner through CapyMOA on the ARFF file, in a separate interpreter (its own environment: a JVM and its
     packages)."""
@@ -190,7 +259,13 @@ def run_moa(spec: str, arff: pathlib.Path | None, seed: int, moa_python: str | N
 
 
 def open_run_stream(stream_name: str, n: int | None, seed: int, data_dirs, arff: pathlib.Path | None) -> OpenedStream:
-    """The stream as `open_stream` gives it, or, given the ARFF copy of it, its first `n` instances read from there."""
+    """The stream as `open_stream` gives it, or, given the ARFF copy of it, its first `n` instances read from there
+    (a MOA stream's only copy)."""
+    if is_moa_stream(stream_name):
+        name, length = stream_name.removeprefix(MOA_STREAM_PREFIX), n or generators.BENCHMARK_LENGTH
+        source, decoder = open_file(arff, limit=n)
+        return OpenedStream(stream_name, source, decoder, f"{describe(name)}, as MOA generates it",
+                            generators.drifts(name, length), length)
     stream = open_stream(stream_name, n=n, seed=seed, data_dirs=data_dirs)
     if arff is None:
         return stream
@@ -212,6 +287,9 @@ def run_one(stream_name: str, spec: str, n: int | None, seed: int, data_dirs, ba
                         ReplayOptions(batch_size=batch_size, progress=sys.stderr.isatty()))
     if arff is not None:
         report["read_from"] = "arff"
+    if is_moa_stream(stream_name):
+        report["moa_stream"] = moa_stream_cli(stream_name.removeprefix(MOA_STREAM_PREFIX),
+                                              n or generators.BENCHMARK_LENGTH, seed)
     return {**report, "stream": stream_name, "model": spec, "seed": seed, "n_requested": n}
 
 
@@ -225,10 +303,14 @@ def timed(stream_name, spec, n, seed, data_dirs, batch_size, moa_python, arff) -
 def run_group(stream: str, seed: int, models: list[str], args, data_dirs) -> typing.Iterator[dict]:
     """The models on one stream and seed: once each (each run yielded as it ends), or `args.rounds` alternating
     rounds after a warm-up (the runs yielded when the last round ends). With a MOA learner among them, every model
-    reads the stream's ARFF copy, written once for the group (and deleted after it)."""
+    reads the stream's ARFF copy, written once for the group (and deleted after it); on a MOA stream, every model
+    reads MOA's ARFF file."""
     with tempfile.TemporaryDirectory(prefix="suite-arff-") as tmp:
-        arff = pathlib.Path(tmp) / f"{stream}.arff" if any(map(is_moa, models)) else None
-        if arff is not None:
+        arff = None
+        if is_moa_stream(stream):
+            arff = moa_stream_arff(stream, args.n, seed, args.moa_python)
+        elif any(map(is_moa, models)):
+            arff = pathlib.Path(tmp) / f"{stream}.arff"
             write_arff(stream, args.n, seed, data_dirs, arff)
         if args.rounds <= 1:
             for m in models:
@@ -278,9 +360,10 @@ def plot_pool_sizes(runs: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
             continue
         sizes = adaptation["pool_sizes"]
         name = run["stream"]
-        drifts = generators.drifts(name, run["n"]) if name in generators.GENERATORS else []
+        base = name.removeprefix(MOA_STREAM_PREFIX)
+        drifts = generators.drifts(base, run["n"]) if base in generators.GENERATORS else []
         slug = "".join(c if c.isalnum() else "_" for c in run["model"]).strip("_")
-        path = out / f"pool_size_{name}_{slug}_{run['seed']}.png"
+        path = out / f"pool_size_{name.replace(':', '_')}_{slug}_{run['seed']}.png"
         plot_pool_size([tuple(pair) for pair in sizes], run["n"], drifts, path,
                        f"{name} ({run['n']:,}): {run['model']}, seed {run['seed']}")
         paths.append(path)
@@ -306,7 +389,8 @@ def classify(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="timed rounds per model, alternating the order")
     parser.add_argument("--moa-python", default=os.environ.get("MOA_PYTHON"),
-                        help="interpreter with capymoa installed, for moa-* models (default: $MOA_PYTHON)")
+                        help="interpreter with capymoa installed, for moa-* models and moa:* streams "
+                             "(default: $MOA_PYTHON)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/suite.jsonl"),
                         help="results file (JSON lines), appended to")
     parser.add_argument("--plots", type=pathlib.Path, help="directory for pool-size plots of growing pools")
@@ -316,6 +400,13 @@ def classify(argv: list[str]) -> int:
     streams = args.streams.split(",")
     models = split_models(args.models)
     seeds = [int(s) for s in args.seeds.split(",")]
+    for stream in filter(is_moa_stream, streams):
+        if not args.moa_python:
+            raise SystemExit(f"{stream} needs --moa-python (or MOA_PYTHON): an interpreter with capymoa installed")
+        try:
+            moa_stream_cli(stream.removeprefix(MOA_STREAM_PREFIX), args.n or 1, 1)
+        except ValueError as err:  # an unknown name fails before any run
+            raise SystemExit(str(err)) from None
     data_dirs = load_settings().data_dirs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = read_runs(args.out)

@@ -49,14 +49,19 @@ def concept_drift(stream, drift_stream, position: int, width: int, seed: int):
             return
 
 
-def _chain(concepts: list, n: int, gradual: bool, seed: int):
-    """Concepts one after another through nested concept drifts.
+def nested_positions(n: int, gradual: bool) -> tuple[list[int], int]:
+    """Each nesting level's drift position, and the width, for concepts chained through nested concept drifts.
 
     As in river and MOA, positions count per stream and a nested stream only advances when it is drawn from, so each
     nesting level takes the distance between consecutive centres as its position.
     """
     centres, width = drift_schedule(n, gradual)
-    gaps = [centres[0]] + [b - a for a, b in zip(centres, centres[1:])]
+    return [centres[0]] + [b - a for a, b in zip(centres, centres[1:])], width
+
+
+def _chain(concepts: list, n: int, gradual: bool, seed: int):
+    """Concepts one after another through nested concept drifts, on the drift schedule of `n`."""
+    gaps, width = nested_positions(n, gradual)
     stream = concepts[-1]
     for i in range(len(concepts) - 2, -1, -1):
         stream = concept_drift(concepts[i], stream, position=gaps[i], width=width, seed=seed + 100 + i)

@@ -113,6 +113,50 @@ def test_moa_learners_run_on_the_arff_copy(tmp_path):
     assert report["n"] == 400 and 0.5 < report["accuracy"] <= 1 and report["seconds"] > 0
 
 
+def test_moa_streams_are_the_driftmoe_streams_in_moa_terms_on_our_drift_schedule():
+    suite = load_suite()
+    assert suite.moa_stream_cli("sea_a", 1_000_000, 1) == (
+        "ConceptDriftStream -s (generators.SEAGenerator -f 1 -p 10 -i 1) -d (ConceptDriftStream -s "
+        "(generators.SEAGenerator -f 2 -p 10 -i 1) -d (ConceptDriftStream -s (generators.SEAGenerator -f 4 -p 10 -i 1) "
+        "-d (generators.SEAGenerator -f 1 -p 10 -i 1) -p 250000 -w 50 -r 1) -p 250000 -w 50 -r 1) -p 250000 -w 50 -r 1")
+    led = suite.moa_stream_cli("led_g", 20_000, 3)
+    assert all(f"-d {d} " in led for d in (1, 3, 5, 7)) and led.count("-p 5000 -w 1000 -r 3") == 3
+    assert suite.moa_stream_cli("rbf_m", 20_000, 1).startswith("generators.RandomRBFGeneratorDrift -s 0.0001 ")
+    with pytest.raises(ValueError, match="moa:sea_a"):
+        suite.moa_stream_cli("elec", 100, 1)
+
+
+def test_a_moa_stream_needs_the_moa_interpreter_and_a_known_name(tmp_path, monkeypatch):
+    suite = load_suite()
+    monkeypatch.delenv("MOA_PYTHON", raising=False)
+    out = tmp_path / "runs.jsonl"
+    with pytest.raises(SystemExit, match="moa:sea_a needs --moa-python"):
+        suite.main(["--streams", "sea_a,moa:sea_a", "--models", "hoeffding-tree", "--out", str(out)])
+    with pytest.raises(SystemExit, match="no MOA definition of 'agrawal_a'"):
+        suite.main(["--streams", "moa:agrawal_a", "--moa-python", "python", "--out", str(out)])
+    assert not out.exists()  # nothing ran
+
+
+@pytest.mark.skipif(not os.environ.get("MOA_PYTHON") or not shutil.which("java"),
+                    reason="MOA's streams need MOA_PYTHON (an interpreter with capymoa) and a Java runtime")
+def test_every_model_replays_the_stream_that_moa_wrote(tmp_path, monkeypatch):
+    suite = load_suite()
+    monkeypatch.setattr(suite, "MOA_STREAM_CACHE", tmp_path / "cache")
+    out = tmp_path / "runs.jsonl"
+    try:
+        assert suite.main(["--streams", "moa:sea_g", "--n", "600", "--models", "hoeffding-tree;moa-ht",
+                           "--out", str(out)]) == 0
+    except subprocess.CalledProcessError as err:
+        pytest.fail(err.stderr[-2000:])
+    ours, moa = runs_of(out)
+    assert ours["n"] == moa["n"] == 600 and ours["read_from"] == moa["read_from"] == "arff"
+    assert ours["moa_stream"] == moa["moa_stream"] == suite.moa_stream_cli("sea_g", 600, 1)
+    (arff,) = (tmp_path / "cache").glob("sea_g-600-1-*.arff")
+    rows = arff.read_text().split("@data")[1].split()
+    assert len(rows) == 600 and rows[0].endswith(("groupA", "groupB"))  # MOA's class names, no trailing comma
+    assert 0.6 < ours["accuracy"] < 1 and 0.6 < moa["accuracy"] < 1
+
+
 def test_model_specs_take_literal_parameters_with_commas_inside():
     suite = load_suite()
     spec = "driftmoe-data::top_k=16,leaf_predictions=('nb', 'nba'),drift_detector='adwin(delta=0.01)'"

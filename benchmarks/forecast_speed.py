@@ -9,11 +9,18 @@ freed memory, as the `stream-moe` command has it (`stream_moe/allocator.py`); `-
 
     python benchmarks/forecast_speed.py --models cfc,ltc --links 41,1000 --steps 200 --device cpu
     python benchmarks/forecast_speed.py --models cfc-failure-aware,od-cfc --scenario euro28-drastic
+
+Prints a table and writes the figures, with the command, date, machine and load average, to `--out` (default
+`benchmarks/results/forecast_speed.json`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import pathlib
+import shlex
+import sys
 import time
 
 import numpy as np
@@ -25,6 +32,7 @@ from stream_moe.allocator import keep_freed_memory
 from stream_moe.forecast.inputs import simulated
 from stream_moe.forecast.registry import NETWORK_FORECASTERS, build_forecaster
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEASON = 48
 
 
@@ -63,7 +71,7 @@ def ms_per_step(model: str, links: int, steps: int, device: str, scenario: str) 
     return 1000 * (time.perf_counter() - start) / done, 1000 * (time.process_time() - cpu) / done, values.shape[1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="cfc,ltc")
     parser.add_argument("--links", default="41,1000")
@@ -72,7 +80,14 @@ def main() -> None:
     parser.add_argument("--scenario", default="euro28-drastic", help="the network forecasters' loads and demands")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--default-malloc", action="store_true", help="leave the C allocator's settings alone")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "forecast_speed.json")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import suite  # noqa: PLC0415 (provenance helpers)
+
+    report = {**suite.provenance(shlex.join(["python", "benchmarks/forecast_speed.py", *argv])),
+              "threads": args.threads, "default_malloc": args.default_malloc, "load_before": suite.load(), "runs": []}
     torch.set_num_threads(args.threads)
     if not args.default_malloc:
         keep_freed_memory()
@@ -81,8 +96,14 @@ def main() -> None:
     for model in args.models.split(","):
         for links in map(int, args.links.split(",")) if model not in NETWORK_FORECASTERS else [None]:
             wall, cpu, n = ms_per_step(model, links, args.steps, args.device, args.scenario)
+            report["runs"].append({"model": model, "links": n, "device": args.device, "steps": args.steps,
+                                   "wall_ms": wall, "cpu_ms": cpu})
             row = [model, n, args.device, f"{wall:.2f}", f"{1000 / wall:.0f}", f"{cpu:.2f}", f"{1000 / cpu:.0f}"]
             print("| " + " | ".join(map(str, row)) + " |", flush=True)
+    report["load_after"] = suite.load()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

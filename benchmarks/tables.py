@@ -538,6 +538,17 @@ def keyed_serving() -> str:
     return "\n".join(lines)
 
 
+def forecast_speed() -> str:
+    """Milliseconds per forecaster step, all links one batch (`benchmarks/forecast_speed.py`)."""
+    r = read_json("forecast_speed.json")
+    if not r:
+        return "(no forecast speed results)"
+    lines = header(["model", "series", "ms/step (CPU)", "ms/step (wall)"], ["---", "--:", "--:", "--:"])
+    for run in r["runs"]:
+        lines.append(row([run["model"], f"{run['links']:,}", f"{run['cpu_ms']:.1f}", f"{run['wall_ms']:.1f}"]))
+    return "\n".join(lines)
+
+
 def forecast_network(kind: str) -> str:
     """The forecasters that know the network against persistence (`benchmarks/forecast_suite.py`, its own renderers):
     `targets` per scenario and seed, `means` over seeds; `ablation` the ways of telling a link CfC of failures."""
@@ -561,6 +572,7 @@ TABLES: dict[str, typing.Callable[[], str]] = {
     "broad": lambda: broad("accuracy"), "broad-speed": lambda: broad("speed"),
     "broad-commands": lambda: commands("broad.jsonl"),
     "forecast-commands": lambda: commands("forecast.jsonl"),
+    "forecast-speed": forecast_speed,
     "forecast-network-targets": lambda: forecast_network("targets"),
     "forecast-network": lambda: forecast_network("means"),
     "forecast-ablation": lambda: forecast_network("ablation"),

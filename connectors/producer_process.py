@@ -1,9 +1,8 @@
 """A Kafka producer in a child process, so that producing costs the event loop one pipe write per micro-batch.
 
 kafka-python's `KafkaProducer.send` does its record building, partitioning and buffering in Python, on the caller's
-thread: about 60-140 us per message on this project's machines, as much as a third of the default model's time per
-event (measured in `benchmarks/serve_kafka.py`). In a child process that work runs on another core, and the loop only
-pickles the encoded messages of a batch into a pipe.
+thread, for every message. In a child process that work runs on another core, and the loop only pickles the encoded
+messages of a batch into a pipe.
 
 `flush` waits until the child has delivered everything sent before it (so offsets are committed only after the
 predictions of the records before them are on the broker) and reports the messages that failed since, by topic: a

@@ -538,6 +538,26 @@ def keyed_serving() -> str:
     return "\n".join(lines)
 
 
+def keyed_checkpoints() -> str:
+    """Checkpoints of per-key models as blobs against a snapshot holding them all (`benchmarks/keyed_checkpoints.py`)."""
+    r = read_json("keyed_checkpoints.json")
+    if not r:
+        return "(no keyed checkpoint results)"
+    a, changed = r["settings"], r["changed"]
+    lines = header(["checkpoint", "seconds", "MB written"], ["---", "--:", "--:"])
+    lines.append(row([f"every model in the snapshot ({r['models']:,} models, {a['max_live']} live)",
+                      f"{r['inline']['seconds']:.2f}", f"{r['inline']['mb']:,.1f}"]))
+    lines.append(row(["first, every model put as a blob", f"{r['first']['seconds']:.2f}", f"{r['first']['mb']:,.1f}"]))
+    lines.append(row([f"after {changed[0]['keys']} keys learned ({len(changed)} rounds of about "
+                      f"{changed[0]['events']} events, median)", f"{r['changed_median']['seconds']:.2f}",
+                      f"{r['changed_median']['mb']:,.1f}"]))
+    lines.append(row(["nothing learned since", f"{r['unchanged']['seconds']:.2f}", f"{r['unchanged']['mb']:,.2f}"]))
+    memory = r["spilled_in_memory_mb"]
+    lines.append(row([f"spilled models in memory: {memory['before']:,.0f} MB before the first, {memory['after']:,.0f} "
+                      f"after the last (load {r['load_before'][0]:.1f}-{r['load_after'][0]:.1f})", "", ""]))
+    return "\n".join(lines)
+
+
 def forecast_speed() -> str:
     """Milliseconds per forecaster step, all links one batch (`benchmarks/forecast_speed.py`)."""
     r = read_json("forecast_speed.json")
@@ -564,7 +584,7 @@ def forecast_network(kind: str) -> str:
 
 TABLES: dict[str, typing.Callable[[], str]] = {
     "soak": soak, "serve-speed": serve_speed, "checkpoint-stores": checkpoint_stores, "router-bank": router_bank,
-    "keyed-serving": keyed_serving,
+    "keyed-serving": keyed_serving, "keyed-checkpoints": keyed_checkpoints,
     "summary": summary, "accuracy": accuracy, "speed": speed, "defaults": defaults, "forecast": forecast,
     "provenance": provenance, "settings": settings, "metrics": metrics, "modules": modules,
     "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),

@@ -104,7 +104,8 @@ class ServeSettings(Section):
         "per micro-batch (auto: when the router runs on CUDA; on the CPU per-key serving measured 0.92x with a bank, "
         "benchmarks/keyed_serving.py)")
     max_models: int = Field(1000, ge=1, description="model_per key: live models per shard at most; the least recently "
-                            "used are spilled (compressed, kept in the checkpoint) and reloaded when their key returns")
+                            "used are spilled (compressed; put in the checkpoint store by the next checkpoint) and "
+                            "reloaded when their key returns")
     max_message_bytes: int = Field(65536, ge=1, description="larger messages are dead letters")
     checkpoint_store: typing.Literal["directory", "kafka"] = Field(
         "directory", description="where shard checkpoints are kept: directory (checkpoint_dir, which every replica "

@@ -6,17 +6,21 @@ The records of shard n go to partition n % (the topic's partition count), with t
   checkpoint file holds: the header line (format, sha256 of the pickle, `stream_moe.checkpoint.frame`), then the
   pickled state.
 - `shard-<n>/slot-<s>/manifest`: sent once every chunk is acknowledged: the sha256 of a JSON object, a newline, the
-  object (`generation`, `chunks`, `bytes`).
+  object (`generation`, `chunks`, `bytes`, `refs`: the blobs the snapshot refers to).
+- `shard-<n>/blob-<sha256>/chunk-<i>-of-<count>`: the i-th piece of a blob (`stream_moe.checkpoint_store`), sent
+  before the snapshot that refers to it; once no manifest refers to it, its chunks get tombstones.
 - `shard-<n>/fence`: sent by a reader before it reads; it then reads up to it (end offsets can lag behind records
   already acknowledged).
 
 A snapshot goes to the slot (0 or 1) that does not hold the newest complete one, so a writer killed midway leaves that
-one whole; once its manifest is acknowledged, the chunks of its slot past its count get tombstones. Compaction thus
-keeps, per shard, two manifests, the chunks of two snapshots and a fence.
+one whole; once its manifest is acknowledged, the chunks of its slot past its count get tombstones, and so do the blobs
+neither manifest refers to. Compaction thus keeps, per shard, two manifests, the chunks of two snapshots, their blobs
+and a fence.
 
 A reader reads the partition from its start to its fence and keeps the newest value of each key of its shard (what
-compaction keeps), then tries the manifests, newest generation first: the first whose chunks are all there and whose
-checksum holds is restored. Every record is sent with acks=all and `save` returns once the manifest is acknowledged,
+compaction keeps; of blobs, only where their chunks are), then tries the manifests, newest generation first: the first
+whose chunks and blobs are all there and whose checksum holds is restored. A blob is read when it is asked for, from
+the offsets of its chunks. Every record is sent with acks=all and `save` returns once the manifest is acknowledged,
 so the offsets the service commits after it are always covered by a complete snapshot.
 """
 
@@ -35,7 +39,7 @@ import uuid
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from connectors.kafka import client_options
-from stream_moe.checkpoint import FORMAT, damaged, frame, incompatible, unframe
+from stream_moe.checkpoint import FORMAT, MissingBlob, blob_digest, damaged, frame, incompatible, unframe
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +54,13 @@ class StateTopicMissing(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Manifest:
-    """A complete snapshot: its generation (higher is newer), its chunk count and its size in bytes."""
+    """A complete snapshot: its generation (higher is newer), its chunk count, its size in bytes and the blobs it
+    refers to."""
 
     generation: int
     chunks: int
     bytes: int
+    refs: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         body = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
@@ -67,7 +73,8 @@ class Manifest:
         if hashlib.sha256(body).hexdigest().encode() != digest:
             raise ValueError("manifest checksum mismatch")
         fields = json.loads(body)
-        return cls(int(fields["generation"]), int(fields["chunks"]), int(fields["bytes"]))
+        return cls(int(fields["generation"]), int(fields["chunks"]), int(fields["bytes"]),
+                   tuple(str(r) for r in fields.get("refs", ())))
 
 
 @dataclasses.dataclass
@@ -98,15 +105,20 @@ class Slot:
 @dataclasses.dataclass
 class ShardLog:
     """A shard's keys as compaction leaves them; `current` is the slot of the newest complete snapshot (None: none),
-    `generation` the highest generation of a readable manifest (-1: none)."""
+    `generation` the highest generation of a readable manifest (-1: none); `blobs` the offsets of each blob's chunks
+    by index, with their count."""
 
     slots: dict[int, Slot] = dataclasses.field(default_factory=dict)
     current: int | None = None
     generation: int = -1
+    blobs: dict[str, tuple[int, dict[int, int]]] = dataclasses.field(default_factory=dict)
 
-    def put(self, name: str, value: bytes | None) -> None:
-        """Take the record of key `shard-<n>/<name>` (a tombstone when `value` is None)."""
+    def put(self, name: str, value: bytes | None, offset: int = -1) -> None:
+        """Take the record of key `shard-<n>/<name>` at `offset` (a tombstone when `value` is None)."""
         parts = name.split("/")
+        if len(parts) == 2 and parts[0].startswith("blob-"):
+            self.put_blob_chunk(parts[0][5:], parts[1], value is not None, offset)
+            return
         if len(parts) != 2 or not parts[0].startswith("slot-") or not parts[0][5:].isdigit():
             return  # the fence, or a key of another layout
         slot = self.slots.setdefault(int(parts[0][5:]), Slot())
@@ -118,6 +130,30 @@ class ShardLog:
             else:
                 slot.chunks[int(parts[1][6:])] = value
 
+    def put_blob_chunk(self, digest: str, name: str, present: bool, offset: int) -> None:
+        fields = name.split("-")  # chunk-<i>-of-<count>
+        if len(fields) != 4 or not (fields[1].isdigit() and fields[3].isdigit()):
+            return
+        if not present:
+            self.blobs.pop(digest, None)
+            return
+        count, offsets = self.blobs.setdefault(digest, (int(fields[3]), {}))
+        offsets[int(fields[1])] = offset
+
+    def has_blob(self, digest: str) -> bool:
+        found = self.blobs.get(digest)
+        return found is not None and len(found[1]) == found[0]
+
+    def kept_refs(self) -> set[str] | None:
+        """The blobs the readable manifests refer to (None when a manifest is damaged: its blobs are unknown)."""
+        kept: set[str] = set()
+        for slot in self.slots.values():
+            if slot.manifest is not None:
+                if (manifest := slot.readable()) is None:
+                    return None
+                kept.update(manifest.refs)
+        return kept
+
     def newest(self, where: str) -> tuple[int, memoryview] | None:
         """The format and payload of the newest complete, intact snapshot (its slot becomes `current`), or None;
         damaged ones are logged and skipped."""
@@ -127,8 +163,12 @@ class ShardLog:
                 log.warning("skipping snapshot in slot %d of %s: damaged manifest", n, where)
         self.generation = max((m.generation for m, _ in readable), default=-1)
         for manifest, n in sorted(readable, key=lambda found: found[0].generation, reverse=True):
+            if missing := [r for r in manifest.refs if not self.has_blob(r)]:
+                log.warning("skipping snapshot %d in slot %d of %s: %d of the blobs it refers to are missing",
+                            manifest.generation, n, where, len(missing))
+                continue
             try:
-                form, payload = unframe(self.slots[n].assemble(manifest))
+                form, _, payload = unframe(self.slots[n].assemble(manifest))
             except ValueError as err:
                 log.warning("skipping snapshot %d in slot %d of %s: %s", manifest.generation, n, where, err)
                 continue
@@ -160,6 +200,10 @@ def chunk_key(shard: int, slot: int, index: int) -> bytes:
 
 def manifest_key(shard: int, slot: int) -> bytes:
     return f"shard-{shard}/slot-{slot}/manifest".encode()
+
+
+def blob_key(shard: int, digest: str, index: int, count: int) -> bytes:
+    return f"shard-{shard}/blob-{digest}/chunk-{index}-of-{count}".encode()
 
 
 class KafkaStore:
@@ -209,25 +253,72 @@ class KafkaStore:
     def where(self, shard: int) -> str:
         return f"shard {shard} in topic {self.topic} (partition {shard % self.partitions})"
 
-    def save(self, shard: int, payload: bytes) -> int:
+    def save(self, shard: int, payload: bytes, refs: typing.Iterable[str] = ()) -> int:
         with self._lock:
             self.check()
             shard_log = self._known(shard)
             slot = 1 if shard_log.current == 0 else 0
-            data = frame(payload) + payload
-            pieces = [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)]
-            manifest = Manifest(shard_log.generation + 1, len(pieces), len(data)).encode()
+            refs = tuple(sorted(set(refs)))
+            data = frame(payload, refs) + payload
+            pieces = self._pieces(data)
+            manifest = Manifest(shard_log.generation + 1, len(pieces), len(data), refs).encode()
             stale = [i for i in shard_log.slots.get(slot, Slot()).chunks if i >= len(pieces)]
             try:
                 self._send(shard, [(chunk_key(shard, slot, i), piece) for i, piece in enumerate(pieces)])
                 self._send(shard, [(manifest_key(shard, slot), manifest)])
+                shard_log.slots[slot] = Slot(manifest, dict.fromkeys(range(len(pieces))))
+                shard_log.current, shard_log.generation = slot, shard_log.generation + 1
                 self._send(shard, [(chunk_key(shard, slot, i), None) for i in stale])
+                self._collect(shard, shard_log)
             except BaseException:
                 self._logs.pop(shard, None)  # what the topic holds is unknown now: read it again
                 raise
-            shard_log.slots[slot] = Slot(manifest, dict.fromkeys(range(len(pieces))))
-            shard_log.current, shard_log.generation = slot, shard_log.generation + 1
             return len(data) + len(manifest)
+
+    def put_blob(self, shard: int, digest: str, data: bytes) -> int:
+        with self._lock:
+            self.check()
+            shard_log = self._known(shard)
+            if shard_log.has_blob(digest):
+                return 0
+            pieces = self._pieces(data)
+            try:
+                sent = self._send(shard, [(blob_key(shard, digest, i, len(pieces)), piece)
+                                          for i, piece in enumerate(pieces)])
+            except BaseException:
+                self._logs.pop(shard, None)
+                raise
+            shard_log.blobs[digest] = (len(pieces), {i: meta.offset for i, meta in enumerate(sent)})
+            return len(data)
+
+    def get_blob(self, shard: int, digest: str) -> bytes:
+        with self._lock:
+            self.check()
+            found = self._known(shard).blobs.get(digest)
+            if found is None or len(found[1]) != found[0]:
+                raise MissingBlob(f"blob {digest} is not in {self.where(shard)}")
+            count, offsets = found
+            wanted = {offset: i for i, offset in offsets.items()}
+            tp = TopicPartition(self.topic, shard % self.partitions)
+            self.consumer.assign([tp])
+            self.consumer.seek(tp, min(wanted))
+            pieces, progress = {}, time.monotonic()
+            while len(pieces) < count:
+                polled = self.consumer.poll(timeout_ms=200)
+                for records in polled.values():
+                    for r in records:
+                        if r.offset in wanted and r.value is not None:
+                            pieces[wanted[r.offset]] = r.value
+                stalled = not polled and time.monotonic() - progress > self.read_timeout_s
+                if len(pieces) < count and (stalled or self.consumer.position(tp) > max(wanted)):
+                    raise MissingBlob(f"blob {digest} of {self.where(shard)}: chunks "
+                                      f"{sorted(set(range(count)) - set(pieces))} not at their offsets")
+                if polled:
+                    progress = time.monotonic()
+            data = b"".join(pieces[i] for i in range(count))
+            if blob_digest(data) != digest:
+                raise MissingBlob(f"blob {digest} of {self.where(shard)} is damaged (its bytes do not match its name)")
+            return data
 
     def restore(self, shard: int) -> typing.Any | None:
         with self._lock:
@@ -276,6 +367,20 @@ class KafkaStore:
             shard_log.forget_values()
         return shard_log
 
+    def _pieces(self, data: bytes) -> list[bytes]:
+        return [data[i:i + self.chunk_bytes] for i in range(0, len(data), self.chunk_bytes)] or [b""]
+
+    def _collect(self, shard: int, shard_log: ShardLog) -> None:
+        """Tombstones for the blobs that neither manifest refers to."""
+        kept = shard_log.kept_refs()
+        if kept is None:
+            return
+        gone = [d for d in shard_log.blobs if d not in kept]
+        self._send(shard, [(blob_key(shard, d, i, shard_log.blobs[d][0]), None) for d in gone
+                           for i in range(shard_log.blobs[d][0])])
+        for d in gone:
+            del shard_log.blobs[d]
+
     def _send(self, shard: int, records: list[tuple[bytes, bytes | None]]) -> list:
         """Send records to the shard's partition and wait until every in-sync replica has them; raises the first
         failure."""
@@ -298,7 +403,7 @@ class KafkaStore:
             for records in polled.values():
                 for r in records:
                     if r.key is not None and r.key.startswith(prefix):
-                        shard_log.put(r.key[len(prefix):].decode("utf-8", "replace"), r.value)
+                        shard_log.put(r.key[len(prefix):].decode("utf-8", "replace"), r.value, r.offset)
             if polled:
                 progress = time.monotonic()
             elif time.monotonic() - progress > self.read_timeout_s:

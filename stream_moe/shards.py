@@ -18,6 +18,7 @@ Offline replay has a single shard (partition 0) and no checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import pathlib
@@ -30,6 +31,7 @@ from stream_moe.checkpoint_store import CheckpointStore, DirectoryStore
 from stream_moe.events import DeadLetter, Event, Prediction, Record
 from stream_moe.feature_kinds import FeatureKinds
 from stream_moe.joins import EarlyLabel, JoinLimits, Joins, Waiting
+from stream_moe.keyed_models import KeyedPredictor
 from stream_moe.models.router_bank import route
 from stream_moe.predictor import Begun, Predictor
 
@@ -315,6 +317,8 @@ class Shards:
         if shard is None:
             shard = Shard(self.make_predictor(), Joins(self.limits), learned_ids=[] if self.audit else None)
             if self.store is not None:
+                if isinstance(shard.predictor, KeyedPredictor):
+                    shard.predictor.blobs = functools.partial(self.store.get_blob, n)
                 try:
                     state = self.store.restore(n)
                 except DamagedCheckpoints:
@@ -353,13 +357,15 @@ class Shards:
 
     def save(self, numbers: typing.Iterable[int] | None = None) -> None:
         """Checkpoint the given shards (default: all owned) in the store, each durably before the next; each checkpoint
-        is also the shard's new snapshot. `save_seconds` and `saved_bytes` measure them, as written to the store."""
+        is also the shard's new snapshot, put after the blobs it refers to. `save_seconds` and `saved_bytes` measure them, as
+        written to the store (blobs included)."""
         if self.store is None:
             return
         started, size = time.perf_counter(), 0
         for n in sorted(self.owned) if numbers is None else numbers:
             if n in self.owned:
-                size += self.store.save(n, self.owned[n].snapshot())
+                refs, size_blobs = self.owned[n].predictor.persist(functools.partial(self.store.put_blob, n))
+                size += size_blobs + self.store.save(n, self.owned[n].snapshot(), refs)
         self.saved_at = time.time()
         self.save_seconds, self.saved_bytes = time.perf_counter() - started, size
 

@@ -12,10 +12,11 @@ import uuid
 import pytest
 from river import tree
 
-from stream_moe.checkpoint import FORMAT, MAGIC, DamagedCheckpoints, IncompatibleCheckpoint, frame
+from stream_moe.checkpoint import FORMAT, MAGIC, DamagedCheckpoints, IncompatibleCheckpoint, MissingBlob, blob_digest, frame
 from stream_moe.checkpoint_store import DirectoryStore
 from stream_moe.events import Event, Position, Record
 from stream_moe.joins import JoinLimits
+from stream_moe.keyed_models import KeyedPredictor
 from stream_moe.predictor import Predictor
 from stream_moe.shards import Shards
 
@@ -70,6 +71,10 @@ class DirectoryHarness:
 
     def leftovers(self, shard: int) -> int:
         return len(list((self.directory / f"shard-{shard}").glob(".checkpoint-*.tmp")))
+
+    def damage_blob(self, shard: int, digest: str) -> None:
+        path = self.directory / f"shard-{shard}" / "blobs" / digest
+        path.write_bytes(b"x" + path.read_bytes()[1:])
 
     def newest_size(self, shard: int) -> int:
         return self.snapshots(shard)[-1].stat().st_size
@@ -178,6 +183,11 @@ class KafkaHarness:
         store.producer.flush()
         assert len(sent) > 1
 
+    def damage_blob(self, shard: int, digest: str) -> None:
+        """Overwrite a blob's first chunk with its first byte changed."""
+        key = next(k for k in self.live(shard) if k.startswith(f"blob-{digest}/chunk-0-"))
+        self._put(shard, key, b"x" + self.live(shard)[key][1:])
+
     def leftovers(self, shard: int) -> int:
         """Chunks that no manifest refers to."""
         counts = {slot: chunks for _, slot, chunks in self.manifests(shard)}
@@ -255,6 +265,43 @@ def test_a_snapshot_of_another_format_is_refused_not_skipped(harness):
         harness.open().restore(0)
 
 
+def blob(size: int) -> tuple[str, bytes]:
+    data = os.urandom(size)
+    return blob_digest(data), data
+
+
+def test_blobs_stay_while_a_kept_snapshot_refers_to_them(harness):
+    store = harness.open()
+    (old, old_data), (new, new_data) = blob(2500), blob(700)  # several chunks, one chunk
+    assert store.put_blob(0, old, old_data) == 2500 and store.put_blob(0, old, old_data) == 0  # there already
+    store.put_blob(0, new, new_data)
+    store.save(0, pickle.dumps(state(0)), refs=[old, new])
+    owner = harness.open()
+    assert owner.restore(0)["n"] == 0
+    assert owner.get_blob(0, old) == old_data and owner.get_blob(0, new) == new_data
+    for n in range(1, 4):  # the snapshots that still refer to `old` age out
+        owner.save(0, pickle.dumps(state(n)), refs=[new])
+    reader = harness.open()
+    assert reader.restore(0)["n"] == 3 and reader.get_blob(0, new) == new_data
+    with pytest.raises(MissingBlob, match=old):
+        reader.get_blob(0, old)
+
+
+def test_a_snapshot_whose_blob_is_gone_is_skipped_and_a_damaged_blob_is_refused(harness):
+    store = harness.open()
+    name, data = blob(1500)
+    store.put_blob(0, name, data)
+    store.save(0, pickle.dumps(state(0)), refs=[name])
+    store.save(0, pickle.dumps(state(1)), refs=[name, blob(10)[0]])  # a blob never put (its writer died first)
+    owner = harness.open()
+    assert owner.restore(0)["n"] == 0
+    harness.damage_blob(0, name)
+    damaged_reader = harness.open()
+    damaged_reader.restore(0)
+    with pytest.raises(MissingBlob, match="damaged"):
+        damaged_reader.get_blob(0, name)
+
+
 def labelled(start: int, n: int) -> list[tuple[Event, Record]]:
     """Labelled events with ids start..start+n-1 at offsets of the same numbers."""
     return [(Event(str(i), {"a": float(i % 7)}, i % 2, None, float(i)),
@@ -274,6 +321,22 @@ def test_shards_hand_a_shard_over_through_the_store_and_report_what_was_written(
     taken = shards_on(harness.open()).get(0)  # another replica takes the partition
     assert taken.predictor.learned == 300 and taken.positions == {("events", 0): 300}
     assert taken.learned_ids == [str(i) for i in range(300)]
+
+
+def test_models_per_key_are_handed_over_as_blobs_and_reloaded_on_demand(harness):
+    def keyed():
+        return KeyedPredictor(tree.HoeffdingTreeClassifier, "ht", max_live=2)
+
+    events = [(Event(str(i), {"a": float(i % 7), "b": float(i % 5)}, (i % 7 > 3) != (i % 3 == 0), f"k{i % 3}", float(i)),
+               Record(b"", Position("events", i, 0))) for i in range(600)]
+    shards = Shards(keyed, audit=True, store=harness.open())
+    shards.get(0).process(events, wall=1e9)
+    shards.save()
+    probes = [Event("p", {"a": 5.0, "b": 1.0}, key=k) for k in ("k0", "k1", "k2")]
+    expected = [p.proba for p in shards.get(0).predictor.process(probes)]
+    taken = Shards(keyed, audit=True, store=harness.open()).get(0)  # another replica takes the partition
+    assert taken.predictor.learned == 600 and sorted(taken.predictor.model.spilled) == ["k0", "k1", "k2"]
+    assert [p.proba for p in taken.predictor.process(probes)] == expected
 
 
 def test_shards_refuse_a_shard_whose_snapshots_are_all_damaged_unless_a_fresh_start_is_allowed(harness):

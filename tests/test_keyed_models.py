@@ -102,10 +102,51 @@ def test_keyed_models_are_checkpointed_with_their_shard(tmp_path):
     assert len(shard.predictor.model) == 4 and len(shard.predictor.model.live) == 2
 
     restored = Shards(service.shards.make_predictor, checkpoint_dir=tmp_path / "ckpt").get(0)
-    assert restored.predictor.learned == 900 and sorted(restored.predictor.model.spilled) == sorted(
-        shard.predictor.model.spilled)
+    # every model is a blob of the store, reloaded when its key comes back
+    assert restored.predictor.learned == 900 and not restored.predictor.model.live
+    assert sorted(restored.predictor.model.spilled) == ["k0", "k1", "k2", "k3"]
+    assert len(list((tmp_path / "ckpt" / "shard-0" / "blobs").iterdir())) == 4
     probe = [Event("p", {"f0": 7.0, "f1": 2.0, "f2": 2.0}, key=k) for k in ("k0", "k1", "k2", "k3")]
     assert [p.proba for p in restored.predictor.process(probe)] == [p.proba for p in shard.predictor.process(probe)]
+
+
+def items(events: list[Event], start: int = 0) -> list:
+    return [(e, Record(b"", Position("in", start + i))) for i, e in enumerate(events)]
+
+
+def probe(predictor, keys) -> list[dict]:
+    return [p.proba for p in predictor.process([Event("p", {"f0": 7.0, "f1": 2.0, "f2": 6.0}, key=k) for k in keys])]
+
+
+def test_checkpoints_put_only_the_models_that_changed_and_spilled_ones_leave_memory(tmp_path):
+    keys = [f"k{k}" for k in range(6)]
+    shards = Shards(lambda: KeyedPredictor(tree.HoeffdingTreeClassifier, "ht", max_live=3),
+                    checkpoint_dir=tmp_path, keep=2)
+    blobs = tmp_path / "shard-0" / "blobs"
+    shard = shards.get(0)
+    shard.process(items(keyed_stream(1200, keys=6, seed=7)), wall=1e9)
+    shards.save()
+    models = shard.predictor.model
+    assert all(isinstance(s, str) for s in models.spilled.values()), "spilled models are names once put"
+    assert len(models.spilled) == 3 and len(list(blobs.iterdir())) == 6
+    everything = shards.saved_bytes
+
+    shards.save()  # nothing changed: the snapshot alone
+    assert shards.saved_bytes < everything / 6
+
+    only_k0 = [e for e in keyed_stream(3000, keys=6, seed=8) if e.key == "k0"]
+    shard.process(items(only_k0, start=1200), wall=1e9)
+    shards.save()  # k0's model, and k0's old blob kept by the checkpoint before
+    assert everything / 20 < shards.saved_bytes < everything / 2
+    assert len(list(blobs.iterdir())) == 7
+    shards.save()
+    assert len(list(blobs.iterdir())) == 6, "a blob no kept checkpoint refers to is deleted"
+
+    expected = probe(shards.get(0).predictor, keys)
+    taken = Shards(shards.make_predictor, checkpoint_dir=tmp_path).get(0)  # another replica
+    assert probe(taken.predictor, keys) == expected and taken.predictor.model.reloads == 6
+    shard.restore()  # the in-memory snapshot, as after a model error, names its models too
+    assert probe(shard.predictor, keys) == expected
 
 
 @pytest.mark.parametrize(("router_bank", "banked"), [("auto", False), ("on", True), ("off", False)])

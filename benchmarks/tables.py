@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:
 
 RESULTS = ROOT / "benchmarks" / "results"
 # the results files these tables are written from (other benchmarks keep theirs beside them)
-RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "defaults.jsonl", "broad.jsonl", "forecast.jsonl", "recur4.jsonl")
+RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "defaults.jsonl", "broad.jsonl", "broad_defaults.jsonl",
+                "forecast.jsonl", "recur4.jsonl")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
@@ -46,7 +47,7 @@ MODEL_NAMES = {
 }
 MOA_PEERS = ["moa-ht", "moa-arf:10", "moa-arf:100", "moa-srp:10"]  # the broad suite's columns, in this order
 DEFAULT = "driftmoe-data"
-VARIANTS = {  # the defaults table: one change from the default each
+VARIANTS = {  # the defaults tables: one change from the default each, then other models set beside it
     "driftmoe-paper::experts='fast'": "paper's configuration",
     "driftmoe-data::drift_detector=None,warning_detector=None": "no detection",
     "driftmoe-data::drift_detector='adwin(delta=0.001)',warning_detector='adwin(delta=0.01)'": "two-sided ADWIN",
@@ -54,6 +55,8 @@ VARIANTS = {  # the defaults table: one change from the default each
     "driftmoe-data::leaf_predictions=('nba',)": "adaptive leaves",
     "driftmoe-data::expansion=True": "+ self-expansion",
     "driftmoe-data:32": "32 experts (24 learn)",
+    "driftmoe-task": "MoE-Task",
+    "hoeffding-tree": "Hoeffding tree",
 }
 
 
@@ -178,29 +181,65 @@ def speed() -> str:
     return "\n".join(lines)
 
 
-def defaults() -> str:
-    """The default against one change at a time: accuracy, and the difference from the default."""
-    runs = read("defaults.jsonl")
+def per_seed(runs: list[dict], stream: str, model: str, n: int | None) -> dict[int, dict]:
+    """A model's run on a stream of `n` instances, by seed (the first, where a seed ran twice)."""
+    found: dict[int, dict] = {}
+    for r in by(runs, stream, model, n):
+        found.setdefault(r["seed"], r)
+    return found
+
+
+def relative(ratios: list[float]) -> str:
+    """Speed ratios near 1: their median (range) to two decimals."""
+    if not ratios:
+        return "—"
+    median = statistics.median(ratios)
+    return f"{median:.2f}x" if len(ratios) == 1 else f"{median:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def defaults(name: str = "defaults.jsonl", versus: tuple[str, str] | None = None, speed: bool = False) -> str:
+    """The default against one change at a time (the models of `VARIANTS` in the file): accuracy % (mean over the
+    seeds, with a `seeds` column when the file holds several) and the difference from the default in points, paired
+    by seed; `versus` adds a column of one variant's difference from another, `speed` a last row of each variant's
+    instances/s over the default's on the same stream and seed (median and range over those pairs)."""
+    runs = read(name)
     variants = [v for v in VARIANTS if any(r["model"] == v for r in runs)]
-    lines = header(["stream (instances)", "default", *(VARIANTS[v] for v in variants)])
-    diffs: dict[str, list[float]] = {v: [] for v in variants}
+    several = len({r["seed"] for r in runs}) > 1
+    columns = [VARIANTS[v] for v in variants]
+    if versus:
+        columns.append(f"{VARIANTS[versus[0]]} vs {VARIANTS[versus[1]]}")
+    lines = header(["stream (instances)", *(["seeds"] if several else []), "default", *columns])
+    diffs: dict[str, list[float]] = {v: [] for v in [*variants, "versus"]}
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
     for stream in stream_order(runs):
-        base = by(runs, stream, DEFAULT, chosen_n(runs, stream))
+        n = chosen_n(runs, stream)
+        base = per_seed(runs, stream, DEFAULT, n)
         if not base:
             continue
         cells = []
         for v in variants:
-            mine = by(runs, stream, v, base[0]["n"])
+            mine = {seed: r for seed, r in per_seed(runs, stream, v, n).items() if seed in base}
             if mine:
-                diff = 100 * (mine[0]["accuracy"] - base[0]["accuracy"])
+                diff = statistics.fmean(100 * (r["accuracy"] - base[seed]["accuracy"]) for seed, r in mine.items())
                 diffs[v].append(diff)
-                cells.append(f"{pct([mine[0]['accuracy']])} ({diff:+.2f})")
+                ratios[v] += [r["instances_per_s"] / base[seed]["instances_per_s"] for seed, r in mine.items()]
+                cells.append(f"{pct([r['accuracy'] for r in mine.values()])} ({diff:+.2f})")
             else:
                 cells.append("—")
-        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({base[0]['n']:,})", pct([base[0]["accuracy"]]),
-                          *cells]))
-    lines.append(row(["mean difference", "", *(f"{statistics.fmean(diffs[v]):+.2f}" if diffs[v] else "—"
-                                               for v in variants)]))
+        if versus:
+            one, other = (per_seed(runs, stream, m, n) for m in versus)
+            pairs = [100 * (one[seed]["accuracy"] - other[seed]["accuracy"]) for seed in one if seed in other]
+            if pairs:
+                diffs["versus"].append(statistics.fmean(pairs))
+            cells.append(f"{diffs['versus'][-1]:+.2f}" if pairs else "—")
+        lines.append(row([f"{STREAM_NAMES.get(stream, stream)} ({n:,})", *([len(base)] if several else []),
+                          pct([r["accuracy"] for r in base.values()]), *cells]))
+    means = [f"{statistics.fmean(diffs[v]):+.2f}" if diffs[v] else "—"
+             for v in [*variants, *(["versus"] if versus else [])]]
+    lines.append(row(["mean difference", *([""] if several else []), "", *means]))
+    if speed:
+        lines.append(row(["instances/s over the default's", *([""] if several else []), "1",
+                          *(relative(ratios[v]) for v in variants), *([""] if versus else [])]))
     return "\n".join(lines)
 
 
@@ -591,6 +630,8 @@ TABLES: dict[str, typing.Callable[[], str]] = {
     "defaults-commands": lambda: commands("defaults.jsonl"),
     "broad": lambda: broad("accuracy"), "broad-speed": lambda: broad("speed"),
     "broad-commands": lambda: commands("broad.jsonl"),
+    "broad-defaults": lambda: defaults("broad_defaults.jsonl", ("driftmoe-task", "hoeffding-tree"), speed=True),
+    "broad-defaults-commands": lambda: commands("broad_defaults.jsonl"),
     "forecast-commands": lambda: commands("forecast.jsonl"),
     "forecast-speed": forecast_speed,
     "forecast-network-targets": lambda: forecast_network("targets"),

@@ -63,8 +63,9 @@ def frame(payload: bytes, refs: typing.Iterable[str] = ()) -> bytes:
     """The header that precedes a pickled state: a line of the magic, the format this code writes, the sha256 of the
     rest and the number of blobs referred to; then their digests, a line each.
 
-    >>> frame(b"state", ["ab" * 32])[:26]
-    b'stream-moe-checkpoint 8 45'
+    >>> magic, form, digest, count, blob = frame(b"state", ["ab" * 32]).split()
+    >>> magic, form, len(digest), count, blob == b"ab" * 32
+    (b'stream-moe-checkpoint', b'8', 64, b'1', True)
     """
     listing = b"".join(b"%s\n" % r.encode() for r in sorted(refs))
     digest = hashlib.sha256(listing)

@@ -127,8 +127,3 @@ class Predictor:
         predictors only)."""
         learn(self.model, xs, ys)
         self.learned += len(ys)
-
-    def persist(self, put) -> tuple[set[str], int]:
-        """What a checkpoint puts in the store before the snapshot (see `KeyedPredictor.persist`): nothing, the one
-        model is in the snapshot."""
-        return set(), 0

@@ -364,8 +364,11 @@ class Shards:
         started, size = time.perf_counter(), 0
         for n in sorted(self.owned) if numbers is None else numbers:
             if n in self.owned:
-                refs, size_blobs = self.owned[n].predictor.persist(functools.partial(self.store.put_blob, n))
-                size += size_blobs + self.store.save(n, self.owned[n].snapshot(), refs)
+                predictor, refs = self.owned[n].predictor, set()
+                if isinstance(predictor, KeyedPredictor):  # its models go to the store as blobs, named by the snapshot
+                    refs, written = predictor.persist(functools.partial(self.store.put_blob, n))
+                    size += written
+                size += self.store.save(n, self.owned[n].snapshot(), refs)
         self.saved_at = time.time()
         self.save_seconds, self.saved_bytes = time.perf_counter() - started, size
 

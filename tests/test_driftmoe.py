@@ -60,8 +60,10 @@ def test_no_expert_starves_on_a_drifting_stream():
 
 
 def test_without_exploration_and_balancing_experts_can_starve():
-    """The failure the research code shows (4 of 12 experts never trained), reproduced with the paper's training."""
-    model = DriftMoEData(explore=0.0, balance_weight=0.0, device="cpu", seed=1)
+    """The failure the research code shows (4 of 12 experts never trained), reproduced with the paper's pool (12
+    experts, 3 learning) and training (no exploration, balancing or detection)."""
+    model = DriftMoEData(n_experts=12, top_k=3, explore=0.0, balance_weight=0.0, drift_detector=None,
+                         warning_detector=None, device="cpu", seed=1)
     prequential(model, list(generate("sea_a", n=20_000, seed=1)))
     assert (model.usage_ == 0).any(), model.usage_
 

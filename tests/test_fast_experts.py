@@ -187,10 +187,11 @@ def test_driftmoe_data_mixes_leaf_predictions_by_slot():
     assert [e.leaf_prediction for e in model.pool_.experts] == ["nb", "nba", "nb", "nba"]
     single = DriftMoEData(n_experts=4, top_k=2, device="cpu", seed=1)
     prequential(single, data)
-    assert {e.leaf_prediction for e in single.pool_.experts} == {"nb"}  # the default tree's
-    given = DriftMoEData(n_experts=4, top_k=2, expert=default_expert("fast"), device="cpu", seed=1)
+    assert {e.leaf_prediction for e in single.pool_.experts} == {"nba"}  # the default tree's
+    given = DriftMoEData(n_experts=4, top_k=2, expert=default_expert("fast").clone({"leaf_prediction": "mc"}),
+                         device="cpu", seed=1)
     prequential(given, data)
-    assert {e.leaf_prediction for e in given.pool_.experts} == {"nba"}  # an expert passed in stays as it is
+    assert {e.leaf_prediction for e in given.pool_.experts} == {"mc"}  # an expert passed in stays as it is
     with pytest.raises(ValueError, match="leaf_predictions"):
         DriftMoEData(leaf_predictions=("nb", "bayes"))
     with pytest.raises(ValueError, match="has no leaf_prediction"):

@@ -65,13 +65,12 @@ class DriftMoEData(Mixture):
         "top1" or "mixture".
     expert
         Prototype of the experts (a river classifier or a `FastHoeffdingTreeClassifier`, cloned); default a Hoeffding
-        tree with grace period 50, delta 1e-7 and naive-Bayes leaves, of the kind `experts` names (against adaptive
-        naive-Bayes leaves: docs/models.md, "The measurements behind the defaults"; NOAA weather prefers adaptive
-        ones).
+        tree with grace period 50, delta 1e-7 and adaptive naive-Bayes leaves, of the kind `experts` names (against
+        naive-Bayes leaves over the broad suite: docs/benchmarks.md, "The defaults over the broad suite").
     leaf_predictions
         Leaf predictions the pool's slots take in turn ("mc", "nb", "nba"), each a clone of the expert tree with that
-        `leaf_prediction` (replacements keep their slot's); None (default): the expert as it is. `("nb", "nba")`
-        is a middle way for streams, like NOAA weather, where adaptive leaves do better.
+        `leaf_prediction` (replacements keep their slot's); None (default): the expert as it is. `("nb",)` for
+        streams, like RandomRBF with fast drift, where naive-Bayes leaves do better; `("nb", "nba")` a middle way.
     experts
         "fast" (array-based trees with river's semantics, learned and queried by batch: see `Mixture` for what that
         changes) or "river" (river's Hoeffding trees, one instance at a time: the reference).
@@ -183,11 +182,8 @@ class DriftMoEData(Mixture):
         return 2 * self.novelty_threshold
 
     def _expert_prototypes(self) -> list[base.Classifier]:
-        """The expert tree once per leaf prediction of `leaf_predictions`: the pool's slots take them in turn. The
-        default tree has naive-Bayes leaves."""
+        """The expert tree once per leaf prediction of `leaf_predictions`: the pool's slots take them in turn."""
         (prototype,) = super()._expert_prototypes()
-        if self.expert is None:
-            prototype = prototype.clone({"leaf_prediction": "nb"})
         if self.leaf_predictions is None:
             return [prototype]
         return [prototype.clone({"leaf_prediction": kind}) for kind in self.leaf_predictions]

@@ -101,7 +101,7 @@ class ServeSettings(Section):
         "partition", description="classifiers: one model per input partition, or one per event key within it")
     router_bank: typing.Literal["auto", "on", "off"] = Field(
         "auto", description="the mixtures' routers of all the process's models in one router bank, routed in one call "
-        "per micro-batch (auto: when the router runs on CUDA; on the CPU per-key serving measured 0.92x with a bank, "
+        "per micro-batch (auto: when the router runs on CUDA; on the CPU per-key serving measured 0.98x with a bank, "
         "benchmarks/keyed_serving.py)")
     max_models: int = Field(1000, ge=1, description="model_per key: live models per shard at most; the least recently "
                             "used are spilled (compressed; put in the checkpoint store by the next checkpoint) and "

@@ -52,7 +52,7 @@ VARIANTS = {  # the defaults tables: one change from the default each, then othe
     "driftmoe-data::drift_detector=None,warning_detector=None": "no detection",
     "driftmoe-data::drift_detector='adwin(delta=0.001)',warning_detector='adwin(delta=0.01)'": "two-sided ADWIN",
     "driftmoe-data::top_k=8": "8 learn",
-    "driftmoe-data::leaf_predictions=('nba',)": "adaptive leaves",
+    "driftmoe-data::leaf_predictions=('nb',)": "naive-Bayes leaves",
     "driftmoe-data::expansion=True": "+ self-expansion",
     "driftmoe-data:32": "32 experts (24 learn)",
     "driftmoe-task": "MoE-Task",
@@ -624,7 +624,8 @@ def forecast_network(kind: str) -> str:
 TABLES: dict[str, typing.Callable[[], str]] = {
     "soak": soak, "serve-speed": serve_speed, "checkpoint-stores": checkpoint_stores, "router-bank": router_bank,
     "keyed-serving": keyed_serving, "keyed-checkpoints": keyed_checkpoints,
-    "summary": summary, "accuracy": accuracy, "speed": speed, "defaults": defaults, "forecast": forecast,
+    "summary": summary, "accuracy": accuracy, "speed": speed, "forecast": forecast,
+    "defaults": lambda: defaults(speed=True),
     "provenance": provenance, "settings": settings, "metrics": metrics, "modules": modules,
     "summary-commands": lambda: commands("accuracy.jsonl", "speed.jsonl"),
     "defaults-commands": lambda: commands("defaults.jsonl"),

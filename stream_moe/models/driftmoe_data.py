@@ -30,7 +30,8 @@ class DriftMoEData(Mixture):
     leaves, mixture prediction over the learners, router updates every 32 instances, ADWIN drift detection with
     background experts (on rises of an expert's error only: see below), online bagging with lambda 6, no
     self-expansion, and fast experts (river's Hoeffding tree in arrays and compiled loops: river's splits, several
-    times river's speed; docs/benchmarks.md, "Speed, side by side"). `PAPER` holds the parameters of the published model (12 experts, top 3 learn, top-1 prediction, router every 256
+    times river's speed; docs/benchmarks.md, "Speed, side by side"). `PAPER` holds the parameters of the published
+    model (12 experts, top 3 learn, top-1 prediction, router every 256
     instances, no detection, no bagging, no exploration or balancing, river's trees with adaptive naive-Bayes leaves):
     `DriftMoEData(**DriftMoEData.PAPER)`.
 

@@ -26,8 +26,8 @@ if str(ROOT) not in sys.path:
 
 RESULTS = ROOT / "benchmarks" / "results"
 # the results files these tables are written from (other benchmarks keep theirs beside them)
-RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "defaults.jsonl", "broad.jsonl", "broad_defaults.jsonl",
-                "forecast.jsonl", "recur4.jsonl")
+RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "speed_moa.jsonl", "defaults.jsonl", "broad.jsonl",
+                "broad_defaults.jsonl", "forecast.jsonl", "recur4.jsonl")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
@@ -159,9 +159,9 @@ def accuracy() -> str:
     return "\n".join(lines)
 
 
-def speed() -> str:
+def speed(name: str = "speed.jsonl") -> str:
     """Rounds side by side: median instances/s (range), accuracy, and DriftMoE-Data's speed over each model's."""
-    runs = read("speed.jsonl")
+    runs = read(name)
     models = list(dict.fromkeys(r["model"] for r in runs))
     lines = header(["stream (instances)", "model", "accuracy %", "instances/s: median (range)",
                     "DriftMoE-Data's speed over this: median (range)", "load (1 min) during"])
@@ -633,6 +633,7 @@ TABLES: dict[str, typing.Callable[[], str]] = {
     "broad-commands": lambda: commands("broad.jsonl"),
     "broad-defaults": lambda: defaults("broad_defaults.jsonl", ("driftmoe-task", "hoeffding-tree"), speed=True),
     "broad-defaults-commands": lambda: commands("broad_defaults.jsonl"),
+    "speed-moa": lambda: speed("speed_moa.jsonl"), "speed-moa-commands": lambda: commands("speed_moa.jsonl"),
     "forecast-commands": lambda: commands("forecast.jsonl"),
     "forecast-speed": forecast_speed,
     "forecast-network-targets": lambda: forecast_network("targets"),

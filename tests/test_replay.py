@@ -17,22 +17,22 @@ from stream_moe.replay import ReplayOptions, replay
 
 def test_replay_a_benchmark_writes_report_history_and_plot(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["replay", "--stream", "sea_a", "--n", "3000", "--out", str(out), "--no-progress", "--device", "cpu"]
+    argv = ["replay", "--stream", "sea_a", "--n", "8000", "--out", str(out), "--no-progress", "--device", "cpu"]
     assert main(argv) == 0
     report = json.loads((out / "results.json").read_text(), parse_constant=pytest.fail)  # no NaN: valid JSON
-    assert report["n"] == report["records"] == report["learned"] == report["requested_n"] == 3000
+    assert report["n"] == report["records"] == report["learned"] == report["requested_n"] == 8000
     assert report["complete"] is True and report["stopped"] is None
     assert report["accuracy"] > 0.75
-    assert report["true_drifts"] == [750, 1500, 2250]
+    assert report["true_drifts"] == [2000, 4000, 6000]
     detected = report["detected_drifts"]
     assert len(detected) == report["adaptation"]["drifts"] + report["adaptation"]["kept"] > 0
-    assert all(0 < d["at"] <= 3000 and 0 <= d["expert"] < 16 for d in detected)
+    assert all(0 < d["at"] <= 8000 and 0 <= d["expert"] < 16 for d in detected)
     assert report["params"]["hidden"] == [256, 128] and report["params"]["top_k"] is None  # JSON values, not reprs
     assert report["command"] == "stream-moe " + " ".join(argv)
     assert report["version"] and report["started"].endswith("+00:00")
     assert len(report["expert_usage"]["learned"]) == DriftMoEData().n_experts
     assert (out / "accuracy.png").stat().st_size > 10_000
-    assert len((out / "history.csv").read_text().splitlines()) == 1 + 3
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 8  # a row per 1,000 instances
     printed = capsys.readouterr().out
     assert "kappa-M" in printed and "instances/s" in printed
     assert f"results: {out / 'results.json'}" in printed

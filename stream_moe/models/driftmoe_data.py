@@ -101,7 +101,7 @@ class DriftMoEData(Mixture):
     ...     metric.update(y, model.predict_one(x))
     ...     model.learn_one(x, y)
     >>> metric
-    Accuracy: 80.00%
+    Accuracy: 83.35%
     >>> bool((model.usage_ > 0).all())
     True
 

@@ -19,7 +19,7 @@ Rounds alternate the order of the sides and report medians; the speed-up is take
 from other processes hits both sides alike) and the load average is recorded before and after. Both sides see the
 same rows: at the end their parameters are compared. Where CUDA is present the bank and the separate routers also
 run there, in the same rounds, and the bank's speed-up over the CPU bank is reported. Prints a table and writes
-`results/router_bank-<device>.json` (machine, load, date, command, figures).
+`benchmarks/results/router_bank-<device>.json` (machine, load, date, command, figures).
 """
 
 from __future__ import annotations

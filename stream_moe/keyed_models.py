@@ -67,6 +67,7 @@ class KeyedModels:
         state["stored"] = {}
         return state
 
+
 class KeyedPredictor:
     """The event loop's predictor for one model per event key (events without a key share one model).
 

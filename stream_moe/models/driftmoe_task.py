@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from river import base
+from river import base, tree
 
 from stream_moe.models.detectors import DRIFT, WARNING
+from stream_moe.models.fast_tree import FastHoeffdingTreeClassifier
 from stream_moe.models.features import Frame
 from stream_moe.models.mixture import Learned, Mixture
 
@@ -23,7 +24,14 @@ class DriftMoETask(Mixture):
     i.e. trust the expert where it is reliable, its opposite where it is reliably wrong, and nothing where it is a coin
     toss. The experts therefore decide the prediction (in the published code the router alone did, an online MLP).
 
-    Parameters are those of `DriftMoEData` that apply here, and `takeover_z`. Defaults: fast experts (river's tree in
+    A multi-class Hoeffding tree with river's defaults, the generalist, learns every instance beside the class
+    experts, and each row is answered by whichever of the two has been right more often over the labelled rows before
+    it, counts faded by `generalist_fade` per row (0.99: about the last hundred; None: no generalist). One-vs-rest
+    experts and a young router are weakest where data is short: on Phishing, Bananas and Image segments the class
+    experts alone are below a single tree, with the generalist above it; and the tree carries the model while the
+    router learns (`benchmarks/results/task.jsonl`, docs/benchmarks.md, "MoE-Task and the Hoeffding tree").
+
+    Parameters are those of `DriftMoEData` that apply here, `takeover_z` and `generalist_fade`. Defaults: fast experts (river's tree in
     arrays, the whole batch in one compiled call, tested to match river's trees, which `experts="river"` gives),
     ADWIN drift detection on each class expert (two-sided,
     unlike DriftMoE-Data's: on falls of the error too, which here refreshes the class experts usefully: rises only
@@ -67,6 +75,7 @@ class DriftMoETask(Mixture):
         warning_detector: str | base.DriftDetector | None = "adwin(delta=0.01)",
         bagging_lambda: float = 0.0,
         takeover_z: float | None = 2.0,
+        generalist_fade: float | None = 0.99,
         device: str = "auto",
         seed: int = 0,
     ):
@@ -75,6 +84,7 @@ class DriftMoETask(Mixture):
             drift_detector, warning_detector, bagging_lambda, device, seed,
         )
         self.takeover_z = takeover_z
+        self.generalist_fade = generalist_fade
 
     def _ready(self) -> bool:
         return hasattr(self, "router_")
@@ -83,6 +93,49 @@ class DriftMoETask(Mixture):
         self.pool_ = self._new_pool(0)
         self.rng_ = np.random.default_rng(self.seed)
         self._start_log()
+        if self.generalist_fade is not None:
+            self.generalist_ = FastHoeffdingTreeClassifier() if self.pool_.batched else tree.HoeffdingTreeClassifier()
+            self.lead_ = 0.0  # the generalist's faded count of right answers minus the class experts'
+
+    def _general(self, xs, ys=None, X: np.ndarray | None = None) -> np.ndarray:
+        """The generalist's probabilities of the classes (B, C): predicted, or with labels `ys` test-then-train over
+        the rows (batched pools: the rows coded by the pool, `X`, when the caller has them)."""
+        model, classes = self.generalist_, self.classes_
+        if self.pool_.batched:
+            coder = self.pool_.coder
+            X = coder.transform_many(xs) if X is None else X
+            if ys is None:
+                if not hasattr(model, "kind_"):
+                    return np.zeros((len(xs), len(classes)))
+                return self.pool_.in_order(model, model.predict_proba_many(X), classes)
+            return self.pool_.in_order(model, model.predict_learn_many(X, ys, nominal=coder.nominal), classes)
+        index = self._class_index
+        out = np.zeros((len(xs), len(classes)))
+        for b, x in enumerate(xs):
+            for label, p in model.predict_proba_one(x).items():
+                out[b, index[label]] = p
+            if ys is not None and ys[b] is not None:
+                model.learn_one(x, ys[b])
+        return out
+
+    def _follow(self, scores: np.ndarray, general: np.ndarray, truth: dict,
+                known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (in order), the class experts' scores or the generalist's, whichever has been right more often
+        over the labelled rows before it (faded by `generalist_fade`; the class experts on a tie); a labelled row
+        (`truth`: row -> class index) then scores both. `known[b]`: the classes known when row b was answered.
+        Returns the scores and which rows the generalist answered."""
+        out, fade, lead = scores.copy(), self.generalist_fade, self.lead_
+        answered = np.zeros(len(scores), dtype=bool)
+        mine = np.where(np.arange(scores.shape[1]) < known[:, None], scores, -1.0).argmax(axis=1).tolist()
+        theirs = general.argmax(axis=1).tolist()
+        for b in range(len(scores)):
+            if lead > 0:
+                out[b], answered[b] = general[b], True
+            k = truth.get(b)
+            if k is not None:
+                lead = fade * lead + (theirs[b] == k) - (mine[b] == k)
+        self.lead_ = lead
+        return out, answered
 
     def _on_new_class(self, y) -> None:
         self.pool_.add()
@@ -105,9 +158,15 @@ class DriftMoETask(Mixture):
         return r * positive + (1.0 - r) * (1.0 - positive)
 
     def _predict_routed(self, xs, z: np.ndarray, logits: np.ndarray) -> list[tuple[dict, list[int]]]:
+        if self._generalist_leads():
+            return [(probs, []) for probs in self._to_dicts(self._general(xs))]
         scores = self._combine(logits, self._positive(xs))
         experts = list(range(len(self.classes_)))
         return [(probs, experts) for probs in self._to_dicts(scores)]
+
+    def _generalist_leads(self) -> bool:
+        """Whether the generalist answers now (checkpoints of a model without one restore without one)."""
+        return getattr(self, "lead_", 0.0) > 0
 
     def _learn_batch(self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray) -> Learned:
         if self.pool_.batched:
@@ -137,6 +196,7 @@ class DriftMoETask(Mixture):
 
         pool = self.pool_
         X = pool.code(xs)
+        general = self._general(xs, ys, X) if hasattr(self, "generalist_") else None
         weights = pool.bag(xs, learns)
         behind = [e for e in range(n_pool) if pool.backgrounds[e] is not None]
         slots = list(range(n_pool)) + behind  # every expert, then the background experts, in one pass
@@ -202,17 +262,29 @@ class DriftMoETask(Mixture):
         classes_before = np.full(n_rows, known)  # per row, the classes known when it was answered
         for k in range(known, n_pool):
             classes_before[born[k] + 1 :] += 1
-        details = [(probs, list(range(k))) if k else ({}, [])
-                   for probs, k in zip(self._to_dicts(scores, classes_before), classes_before.tolist())]
+        by_generalist = np.zeros(n_rows, dtype=bool)
+        if general is not None:
+            scores, by_generalist = self._follow(scores, general, dict(zip(rows.tolist(), c.tolist())), classes_before)
+        details = [(probs, [] if alone else list(range(k))) if k else ({}, [])
+                   for probs, k, alone in zip(self._to_dicts(scores, classes_before), classes_before.tolist(),
+                                              by_generalist.tolist())]
         return details, rows, right.astype(np.float32)
 
     def _step(self, x, y, logits: np.ndarray) -> tuple[tuple[dict, list[int]], np.ndarray | None]:
         detail: tuple[dict, list[int]] = ({}, [])
         positive = self._positive([x])[0] if self.classes_ else np.zeros(0)
+        general = self._general([x]) if hasattr(self, "generalist_") else None
         if self.classes_:
-            detail = (self._to_dicts(self._combine(logits, positive)[None])[0], list(range(len(self.classes_))))
+            scores, alone = self._combine(logits, positive)[None], False
+            if general is not None:
+                truth = {} if y is None else {0: self._class_index.get(y, len(self.classes_))}  # new: both wrong
+                (scores,), (alone,) = self._follow(scores, general, truth, np.array([len(self.classes_)]))
+                scores = scores[None]
+            detail = (self._to_dicts(scores)[0], [] if alone else list(range(len(self.classes_))))
         if y is None:
             return detail, None
+        if general is not None:
+            self.generalist_.learn_one(x, y)
 
         c = self._register_class(y)
         positive = np.pad(positive, (0, len(self.classes_) - len(positive)), constant_values=0.5)

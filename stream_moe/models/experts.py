@@ -231,10 +231,10 @@ class ExpertPool:
         (`predict_learn_trees`); per model the probabilities of `classes`, shape (B, C)."""
         rows = np.stack([self._rows(e, X) for e in es])
         answers = predict_learn_trees(models, rows, ys, weights, nominal=self.coder.nominal)
-        return [self._in_order(model, proba, classes) for model, proba in zip(models, answers)]
+        return [self.in_order(model, proba, classes) for model, proba in zip(models, answers)]
 
-    def _in_order(self, model, proba: np.ndarray, classes) -> np.ndarray:
-        """A batched expert's probabilities (B, its classes) as columns of `classes`."""
+    def in_order(self, model, proba: np.ndarray, classes) -> np.ndarray:
+        """A batched tree's probabilities (B, its classes) as columns of `classes`."""
         if model.classes_ == classes:  # the usual case: the expert has seen every class, in the mixture's order
             return proba
         out = np.zeros((len(proba), len(classes)))

@@ -39,10 +39,11 @@ def predicted_ids(broker, topic, partitions, expected: set[str], timeout_s: floa
     return {p["id"] for p in values}
 
 
-def learned_so_far(checkpoint_dir) -> int:
-    """Events learned by the shards' newest checkpoints, read while the service writes them (0 on a race)."""
+def checkpointed(checkpoint_dir, count) -> int:
+    """The sum of `count(state)` over the shards' newest checkpoints, read while the service writes them (0 on a
+    race)."""
     try:
-        return sum(s["learned"] for s in shard_states(checkpoint_dir).values())
+        return sum(count(s) for s in shard_states(checkpoint_dir).values())
     except Exception:
         return 0
 
@@ -224,24 +225,32 @@ def test_poison_messages_become_dead_letters_and_never_stop_the_service(broker, 
 
 
 def test_labels_ahead_of_their_events_are_learned_exactly_once_across_sigkills(broker, tmp_path):
-    """Events and their labels on two topics, all produced before the service starts: the label topic runs ahead of
-    the event topic, and after every SIGKILL both catch up from their checkpointed positions."""
+    """Every label arrives before its event: the service reads the label topic, checkpoints the labels as early ones
+    and is SIGKILLed before the events are produced; after that and every later SIGKILL the events catch up from
+    their checkpointed positions and each joins its restored label once."""
     topics = fresh_topics(broker, 2, "events", "labels", "predictions", "dead")
     config = write_config(tmp_path / "service.yaml", broker, topics, model="driftmoe-river", checkpoint_every_s=0.3)
     n = 1500
     unlabelled = events(0, n, labelled=False)
     labels = [{"id": e["id"], "y": int(e["x"]["f1"] + e["x"]["f2"] <= 8)} for e in unlabelled]
     produce(broker, topics["labels"], labels, partitions=2)  # label i goes to the partition of event i
+    service = start_serve(config, tmp_path / "labels-only.log")
+    deadline = time.monotonic() + 120
+    while checkpointed(tmp_path / "checkpoints", lambda s: len(s["joins"].early)) < n:
+        assert time.monotonic() < deadline, "the labels were not checkpointed as early ones"
+        time.sleep(0.2)
+    service.kill()
+    service.wait()
     produce(broker, topics["events"], unlabelled, partitions=2)
     service = kill_mid_stream(broker, config, topics, tmp_path, n, [0.2, 0.45, 0.7])
     deadline = time.monotonic() + 120
-    while learned_so_far(tmp_path / "checkpoints") < n:
+    while checkpointed(tmp_path / "checkpoints", lambda s: s["learned"]) < n:
         assert time.monotonic() < deadline, "not every label was learned"
         time.sleep(0.5)
     assert terminate(service) == 0
     check_learned_once(tmp_path / "checkpoints", {str(i) for i in range(n)})
     states = shard_states(tmp_path / "checkpoints")
-    assert sum(s["joins"].early.joined for s in states.values()) > 0, "no label arrived before its event"
+    assert sum(s["joins"].early.joined for s in states.values()) == n, "every label arrived before its event"
     assert sum(len(s["joins"].early) + len(s["joins"].pending) for s in states.values()) == 0
     letters = consume(broker, topics["dead"], 2, lambda v: False, timeout_s=3)
     assert letters == []

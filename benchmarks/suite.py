@@ -174,9 +174,12 @@ learner = getattr(classifiers, learner_name)(**kwargs)
 result = prequential_evaluation(stream=stream, learner=learner, window_size=1000)
 seconds = result.wallclock()  # MOA's loop alone: the Java virtual machine started when capymoa was imported
 m = result.cumulative.metrics_dict()
+windows = result.windowed.accuracy()[: int(m["instances"]) // 1000]  # tumbling windows of 1,000, full ones only
+curve = [sum(windows[: k + 1]) / (k + 1) / 100 for k in range(len(windows))]  # accuracy over the first (k+1)*1,000
 print(json.dumps({"n": int(m["instances"]), "accuracy": m["accuracy"] / 100, "kappa": m["kappa"] / 100,
                   "kappa_m": m["kappa_m"] / 100, "kappa_t": m["kappa_t"] / 100, "seconds": seconds,
-                  "instances_per_s": m["instances"] / seconds, "capymoa": __import__("capymoa").__version__}))
+                  "instances_per_s": m["instances"] / seconds, "curve_every": 1000, "accuracy_curve": curve,
+                  "capymoa": __import__("capymoa").__version__}))
 """
 
 

@@ -61,8 +61,8 @@ class PrequentialEvaluator:
     ...     ev.update(y, p)
     >>> round(ev.cumulative()["accuracy"], 2), round(ev.windowed()["window_accuracy"], 2)
     (0.8, 0.75)
-    >>> [h["n"] for h in ev.history]
-    [2, 4]
+    >>> [h["n"] for h in ev.history], ev.report()["accuracy_curve"]
+    ([2, 4], [0.5, 0.75])
     """
 
     def __init__(self, window: int = 1000, record_every: int = 1000):
@@ -103,7 +103,10 @@ class PrequentialEvaluator:
         return {f"window_{k}": v for k, v in self.recent.metrics().items()}
 
     def report(self) -> dict:
-        return {"n": self.n, **self.cumulative(), **self.windowed()}
+        """The metrics now, and the accuracy over the first `record_every`, 2 `record_every`, ... instances (how a
+        model does on short data: the accuracy over a stream's first 1,000 and 5,000 instances)."""
+        return {"n": self.n, **self.cumulative(), **self.windowed(), "curve_every": self.record_every,
+                "accuracy_curve": [h["accuracy"] for h in self.history]}
 
     def write_history_csv(self, path: pathlib.Path) -> None:
         if not self.history:

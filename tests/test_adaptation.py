@@ -146,8 +146,10 @@ def test_task_background_takes_over_after_a_real_concept_change(experts):
 
 
 def expanding(**kw):
+    """A self-expanding pool whose experts answer alone (top-1, no bagging): trees with the paper's split confidence."""
     params = dict(n_experts=2, top_k=1, expansion=True, max_experts=6, novelty_window=200, expansion_cooldown=600,
-                  prediction="top1", drift_detector=None, bagging_lambda=0.0, router_batch=32, device="cpu", seed=0)
+                  prediction="top1", drift_detector=None, bagging_lambda=0.0, split_confidence=1e-7, router_batch=32,
+                  device="cpu", seed=0)
     return DriftMoEData(**{**params, **kw})
 
 

@@ -25,13 +25,13 @@ from stream_moe.models.rows import RowCoder
 EXPERT_KINDS = ("river", "fast")
 
 
-def default_expert(kind: str = "river") -> base.Classifier:
-    """The paper's expert: a Hoeffding tree with grace period 50 and split confidence 1e-7, river's or the array-based
-    one with the same semantics ("fast")."""
+def default_expert(kind: str = "river", delta: float = 1e-7) -> base.Classifier:
+    """The paper's expert: a Hoeffding tree with grace period 50 and split confidence `delta` (the paper's 1e-7),
+    river's or the array-based one with the same semantics ("fast")."""
     if kind not in EXPERT_KINDS:
         raise ValueError(f"experts must be one of {EXPERT_KINDS}, not {kind!r}")
     tree_class = FastHoeffdingTreeClassifier if kind == "fast" else tree.HoeffdingTreeClassifier
-    return tree_class(grace_period=50, delta=1e-7)
+    return tree_class(grace_period=50, delta=delta)
 
 
 class ExpertPool:

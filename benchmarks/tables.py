@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "benchmarks" / "results"
 # the results files these tables are written from (other benchmarks keep theirs beside them)
 RESULT_FILES = ("accuracy.jsonl", "speed.jsonl", "speed_moa.jsonl", "defaults.jsonl", "broad.jsonl",
-                "broad_defaults.jsonl", "forecast.jsonl", "recur4.jsonl")
+                "broad_defaults.jsonl", "split_speed.jsonl", "task.jsonl", "forecast.jsonl", "recur4.jsonl")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
@@ -44,11 +44,13 @@ MODEL_NAMES = {
     "driftmoe-data": "DriftMoE-Data", "driftmoe-task": "DriftMoE-Task", "driftmoe-river": "DriftMoE-Data, river's trees",
     "hoeffding-tree": "river HT", "fast-tree": "fast HT (ours)", "arf:10": "river ARF(10)", "arf:100": "river ARF(100)",
     "moa-ht": "MOA HT", "moa-arf:10": "MOA ARF(10)", "moa-arf:100": "MOA ARF(100)", "moa-srp:10": "MOA SRP(10)",
+    "driftmoe-data::split_confidence=1e-07": "DriftMoE-Data, split confidence 1e-7",
 }
 MOA_PEERS = ["moa-ht", "moa-arf:10", "moa-arf:100", "moa-srp:10"]  # the broad suite's columns, in this order
 DEFAULT = "driftmoe-data"
 VARIANTS = {  # the defaults tables: one change from the default each, then other models set beside it
     "driftmoe-paper::experts='fast'": "paper's configuration",
+    "driftmoe-data::split_confidence=1e-07": "split confidence 1e-7",
     "driftmoe-data::drift_detector=None,warning_detector=None": "no detection",
     "driftmoe-data::drift_detector='adwin(delta=0.001)',warning_detector='adwin(delta=0.01)'": "two-sided ADWIN",
     "driftmoe-data::top_k=8": "8 learn",
@@ -56,6 +58,7 @@ VARIANTS = {  # the defaults tables: one change from the default each, then othe
     "driftmoe-data::expansion=True": "+ self-expansion",
     "driftmoe-data:32": "32 experts (24 learn)",
     "driftmoe-task": "MoE-Task",
+    "driftmoe-task::generalist_fade=None": "class experts alone",
     "hoeffding-tree": "Hoeffding tree",
 }
 
@@ -81,9 +84,9 @@ def by(runs: list[dict], stream: str, model: str, n: int | None = None) -> list[
     return [r for r in runs if r["stream"] == stream and r["model"] == model and n in (None, r["n"])]
 
 
-def chosen_n(runs: list[dict], stream: str) -> int | None:
-    """The length at which most runs of a stream were made (the default's runs decide ties by coming first)."""
-    lengths = [r["n"] for r in runs if r["stream"] == stream and r["model"] == DEFAULT] or \
+def chosen_n(runs: list[dict], stream: str, first: str = DEFAULT) -> int | None:
+    """The length at which most runs of a stream were made (the runs of model `first` decide ties by coming first)."""
+    lengths = [r["n"] for r in runs if r["stream"] == stream and r["model"] == first] or \
         [r["n"] for r in runs if r["stream"] == stream]
     return max(dict.fromkeys(lengths), key=lambda n: sum(r["n"] == n for r in runs if r["stream"] == stream),
                default=None)
@@ -142,7 +145,8 @@ def summary() -> str:
 def accuracy() -> str:
     """Every model of the accuracy runs: accuracy / kappa-M, instances/s of that single run."""
     runs = read("accuracy.jsonl")
-    models = list(dict.fromkeys(r["model"] for r in runs))
+    order = list(MODEL_NAMES)  # ours first, then river's, then MOA's
+    models = sorted(dict.fromkeys(r["model"] for r in runs), key=lambda m: order.index(m) if m in order else len(order))
     lines = header(["stream (instances)", *(model_name(m) for m in models)])
     for stream in stream_order(runs):
         n, cells = chosen_n(runs, stream), []
@@ -197,23 +201,25 @@ def relative(ratios: list[float]) -> str:
     return f"{median:.2f}x" if len(ratios) == 1 else f"{median:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
-def defaults(name: str = "defaults.jsonl", versus: tuple[str, str] | None = None, speed: bool = False) -> str:
-    """The default against one change at a time (the models of `VARIANTS` in the file): accuracy % (mean over the
-    seeds, with a `seeds` column when the file holds several) and the difference from the default in points, paired
-    by seed; `versus` adds a column of one variant's difference from another, `speed` a last row of each variant's
-    instances/s over the default's on the same stream and seed (median and range over those pairs)."""
+def defaults(name: str = "defaults.jsonl", versus: tuple[str, str] | None = None, speed: bool = False,
+             base_model: str = DEFAULT) -> str:
+    """`base_model` (the default) against one change at a time (the other models of `VARIANTS` in the file): accuracy
+    % (mean over the seeds, with a `seeds` column when the file holds several) and the difference from it in points,
+    paired by seed; `versus` adds a column of one variant's difference from another, `speed` a last row of each
+    variant's instances/s over its own on the same stream and seed (median and range over those pairs)."""
     runs = read(name)
-    variants = [v for v in VARIANTS if any(r["model"] == v for r in runs)]
+    variants = [v for v in VARIANTS if v != base_model and any(r["model"] == v for r in runs)]
     several = len({r["seed"] for r in runs}) > 1
     columns = [VARIANTS[v] for v in variants]
     if versus:
         columns.append(f"{VARIANTS[versus[0]]} vs {VARIANTS[versus[1]]}")
-    lines = header(["stream (instances)", *(["seeds"] if several else []), "default", *columns])
+    label = "default" if base_model == DEFAULT else VARIANTS[base_model]
+    lines = header(["stream (instances)", *(["seeds"] if several else []), label, *columns])
     diffs: dict[str, list[float]] = {v: [] for v in [*variants, "versus"]}
     ratios: dict[str, list[float]] = {v: [] for v in variants}
     for stream in stream_order(runs):
-        n = chosen_n(runs, stream)
-        base = per_seed(runs, stream, DEFAULT, n)
+        n = chosen_n(runs, stream, base_model)
+        base = per_seed(runs, stream, base_model, n)
         if not base:
             continue
         cells = []
@@ -238,7 +244,7 @@ def defaults(name: str = "defaults.jsonl", versus: tuple[str, str] | None = None
              for v in [*variants, *(["versus"] if versus else [])]]
     lines.append(row(["mean difference", *([""] if several else []), "", *means]))
     if speed:
-        lines.append(row(["instances/s over the default's", *([""] if several else []), "1",
+        lines.append(row([f"instances/s over {label}'s", *([""] if several else []), "1",
                           *(relative(ratios[v]) for v in variants), *([""] if versus else [])]))
     return "\n".join(lines)
 
@@ -296,6 +302,43 @@ def broad(kind: str) -> str:
     else:
         every = [x for stream in stream_order(runs) for x in same_run_ratios(runs, stream, "moa-arf:10")]
         lines.append(row(["all streams", *("" for _ in models), times(every), ""]))
+    return "\n".join(lines)
+
+
+def accuracy_over_first(run: dict, n: int) -> float | None:
+    """A run's accuracy over its stream's first `n` instances (from its `accuracy_curve`), None when shorter."""
+    k = n // run["curve_every"]
+    curve = run["accuracy_curve"]
+    return curve[k - 1] if n % run["curve_every"] == 0 and 0 < k <= len(curve) else None
+
+
+def first_instances(name: str = "broad.jsonl", spans: tuple[int, ...] = (1000, 5000)) -> str:
+    """The default against MOA's ARF(10) over the first 1,000 and 5,000 instances of each stream of the broad suite
+    (the same runs' `accuracy_curve`): accuracy % (mean over the seeds) and the default's difference in points,
+    paired by seed."""
+    runs = [r for r in read(name) if "accuracy_curve" in r]
+    models = [DEFAULT, "moa-arf:10"]
+    lines = header(["stream", "seeds", *(f"{model_name(m)}, first {n:,}" for n in spans for m in models),
+                    *(f"vs MOA ARF(10), first {n:,}" for n in spans)])
+    diffs: dict[int, list[float]] = {n: [] for n in spans}
+    for stream in stream_order(runs):
+        base = per_seed(runs, stream, DEFAULT, None)
+        if not base:
+            continue
+        cells, versus = [], []
+        for n in spans:
+            for m in models:
+                values = [accuracy_over_first(r, n) for r in per_seed(runs, stream, m, None).values()]
+                cells.append(pct(values) if values and None not in values else "—")
+            arf = per_seed(runs, stream, "moa-arf:10", None)
+            pairs = [accuracy_over_first(r, n) - accuracy_over_first(arf[seed], n) for seed, r in base.items()
+                     if seed in arf and accuracy_over_first(r, n) is not None]
+            if pairs:
+                diffs[n].append(100 * statistics.fmean(pairs))
+            versus.append(f"{diffs[n][-1]:+.2f}" if pairs else "—")
+        lines.append(row([STREAM_NAMES.get(stream, stream), len(base), *cells, *versus]))
+    lines.append(row(["mean difference", "", *("" for _ in spans for _ in models),
+                      *(f"{statistics.fmean(diffs[n]):+.2f}" if diffs[n] else "—" for n in spans)]))
     return "\n".join(lines)
 
 
@@ -631,8 +674,12 @@ TABLES: dict[str, typing.Callable[[], str]] = {
     "defaults-commands": lambda: commands("defaults.jsonl"),
     "broad": lambda: broad("accuracy"), "broad-speed": lambda: broad("speed"),
     "broad-commands": lambda: commands("broad.jsonl"),
-    "broad-defaults": lambda: defaults("broad_defaults.jsonl", ("driftmoe-task", "hoeffding-tree"), speed=True),
+    "broad-defaults": lambda: defaults("broad_defaults.jsonl", speed=True),
     "broad-defaults-commands": lambda: commands("broad_defaults.jsonl"),
+    "split-speed": lambda: speed("split_speed.jsonl"), "split-speed-commands": lambda: commands("split_speed.jsonl"),
+    "task": lambda: defaults("task.jsonl", speed=True, base_model="driftmoe-task"),
+    "task-commands": lambda: commands("task.jsonl"),
+    "first-instances": first_instances,
     "speed-moa": lambda: speed("speed_moa.jsonl"), "speed-moa-commands": lambda: commands("speed_moa.jsonl"),
     "forecast-commands": lambda: commands("forecast.jsonl"),
     "forecast-speed": forecast_speed,

@@ -28,12 +28,12 @@ class DriftMoEData(Mixture):
     Defaults are the best configuration measured (docs/models.md, "The measurements behind the defaults": each
     change from the paper against the default on the benchmark streams): 16 experts (a budget of 16 alive keeps
     memory and time bounded), three quarters of them learning each instance, trees with adaptive naive-Bayes
-    leaves, mixture prediction over the learners, router updates every 32 instances, ADWIN drift detection with
+    leaves and split confidence 0.01, mixture prediction over the learners, router updates every 32 instances, ADWIN drift detection with
     background experts (on rises of an expert's error only: see below), online bagging with lambda 6, no
     self-expansion, and fast experts (river's Hoeffding tree in arrays and compiled loops: river's splits, several
     times river's speed; docs/benchmarks.md, "Speed, side by side"). `PAPER` holds the parameters of the published
-    model (12 experts, top 3 learn, top-1 prediction, router every 256
-    instances, no detection, no bagging, no exploration or balancing, river's trees with adaptive naive-Bayes leaves):
+    model (12 experts, top 3 learn, top-1 prediction, router every 256 instances, no detection, no bagging, no
+    exploration or balancing, river's trees with adaptive naive-Bayes leaves and split confidence 1e-7):
     `DriftMoEData(**DriftMoEData.PAPER)`.
 
     Adaptation:

@@ -331,8 +331,8 @@ def first_instances(name: str = "broad.jsonl", spans: tuple[int, ...] = (1000, 5
                 values = [accuracy_over_first(r, n) for r in per_seed(runs, stream, m, None).values()]
                 cells.append(pct(values) if values and None not in values else "—")
             arf = per_seed(runs, stream, "moa-arf:10", None)
-            pairs = [accuracy_over_first(r, n) - accuracy_over_first(arf[seed], n) for seed, r in base.items()
-                     if seed in arf and accuracy_over_first(r, n) is not None]
+            mine = {seed: accuracy_over_first(r, n) for seed, r in base.items() if seed in arf}
+            pairs = [a - accuracy_over_first(arf[seed], n) for seed, a in mine.items() if a is not None]
             if pairs:
                 diffs[n].append(100 * statistics.fmean(pairs))
             versus.append(f"{diffs[n][-1]:+.2f}" if pairs else "—")

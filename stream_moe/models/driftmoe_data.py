@@ -28,12 +28,12 @@ class DriftMoEData(Mixture):
     Defaults are the best configuration measured (docs/models.md, "The measurements behind the defaults": each
     change from the paper against the default on the benchmark streams): 16 experts (a budget of 16 alive keeps
     memory and time bounded), three quarters of them learning each instance, trees with adaptive naive-Bayes
-    leaves and split confidence 0.01, mixture prediction over the learners, router updates every 32 instances, ADWIN drift detection with
-    background experts (on rises of an expert's error only: see below), online bagging with lambda 6, no
-    self-expansion, and fast experts (river's Hoeffding tree in arrays and compiled loops: river's splits, several
-    times river's speed; docs/benchmarks.md, "Speed, side by side"). `PAPER` holds the parameters of the published
-    model (12 experts, top 3 learn, top-1 prediction, router every 256 instances, no detection, no bagging, no
-    exploration or balancing, river's trees with adaptive naive-Bayes leaves and split confidence 1e-7):
+    leaves and split confidence 0.01, mixture prediction over the learners, router updates every 32 instances, ADWIN
+    drift detection with background experts (on rises of an expert's error only: see below), online bagging with
+    lambda 6, no self-expansion, and fast experts (river's Hoeffding tree in arrays and compiled loops: river's
+    splits, several times river's speed; docs/benchmarks.md, "Speed, side by side"). `PAPER` holds the parameters of
+    the published model (12 experts, top 3 learn, top-1 prediction, router every 256 instances, no detection, no
+    bagging, no exploration or balancing, river's trees with adaptive naive-Bayes leaves and split confidence 1e-7):
     `DriftMoEData(**DriftMoEData.PAPER)`.
 
     Adaptation:
@@ -72,8 +72,8 @@ class DriftMoEData(Mixture):
     split_confidence
         The default expert's split confidence (the delta of its Hoeffding bound): 0.01, as the trees of MOA's ARF,
         where the paper's trees take 1e-7. An ensemble's members split sooner and average out the noisier splits:
-        over the broad suite 1e-7 is behind on average, most on the short data sets (docs/benchmarks.md, "The
-        defaults over the broad suite").
+        over the broad suite 1e-7 is 0.65 points behind on average, most on Bananas and RandomTree, at 1.1x the
+        speed (docs/benchmarks.md, "The defaults over the broad suite").
     leaf_predictions
         Leaf predictions the pool's slots take in turn ("mc", "nb", "nba"), each a clone of the expert tree with that
         `leaf_prediction` (replacements keep their slot's); None (default): the expert as it is. `("nb",)` for
@@ -195,10 +195,13 @@ class DriftMoEData(Mixture):
 
     def _expert_prototypes(self) -> list[base.Classifier]:
         """The expert tree once per leaf prediction of `leaf_predictions`: the pool's slots take them in turn."""
-        prototype = self.expert if self.expert is not None else default_expert(self.experts, self.split_confidence)
+        (prototype,) = super()._expert_prototypes()
         if self.leaf_predictions is None:
             return [prototype]
         return [prototype.clone({"leaf_prediction": kind}) for kind in self.leaf_predictions]
+
+    def _default_expert(self) -> base.Classifier:
+        return default_expert(self.experts, self.split_confidence)
 
     def _ready(self) -> bool:
         return hasattr(self, "pool_") and bool(self.classes_)

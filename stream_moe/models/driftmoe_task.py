@@ -28,12 +28,12 @@ class DriftMoETask(Mixture):
     experts, and each row is answered by whichever of the two has been right more often over the labelled rows before
     it, counts faded by `generalist_fade` per row (0.99: about the last hundred; None: no generalist). One-vs-rest
     experts and a young router are weakest where data is short: on Phishing, Bananas and Image segments the class
-    experts alone are below a single tree, with the generalist above it; and the tree carries the model while the
-    router learns (`benchmarks/results/task.jsonl`, docs/benchmarks.md, "MoE-Task and the Hoeffding tree").
+    experts alone are below a single tree, with the generalist above it (`benchmarks/results/task.jsonl`,
+    docs/benchmarks.md, "MoE-Task and the Hoeffding tree").
 
-    Parameters are those of `DriftMoEData` that apply here, `takeover_z` and `generalist_fade`. Defaults: fast experts (river's tree in
-    arrays, the whole batch in one compiled call, tested to match river's trees, which `experts="river"` gives),
-    ADWIN drift detection on each class expert (two-sided,
+    Parameters are those of `DriftMoEData` that apply here, `takeover_z` and `generalist_fade`. Defaults: fast experts
+    (river's tree in arrays, the whole batch in one compiled call, tested to match river's trees, which
+    `experts="river"` gives), ADWIN drift detection on each class expert (two-sided,
     unlike DriftMoE-Data's: on falls of the error too, which here refreshes the class experts usefully: rises only
     cost 1.6 points on LED_a and 2.0 on RBF_f at 50,000 instances), no bagging (it helps RandomRBF and LED but costs
     SEA more than a point on 20,000 instances, where a single tree must stay behind), router updates every 32
@@ -165,7 +165,7 @@ class DriftMoETask(Mixture):
         return [(probs, experts) for probs in self._to_dicts(scores)]
 
     def _generalist_leads(self) -> bool:
-        """Whether the generalist answers now (checkpoints of a model without one restore without one)."""
+        """Whether the generalist answers now (never for a model without one)."""
         return getattr(self, "lead_", 0.0) > 0
 
     def _learn_batch(self, xs, ys, z: np.ndarray, frame: Frame, logits: np.ndarray) -> Learned:

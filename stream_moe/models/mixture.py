@@ -111,7 +111,11 @@ class Mixture(base.Classifier, abc.ABC):
 
     def _expert_prototypes(self) -> list[base.Classifier]:
         """The prototypes a new pool's experts are cloned from, in turn (hook): `expert`, or the default tree."""
-        return [self.expert if self.expert is not None else default_expert(self.experts)]
+        return [self.expert if self.expert is not None else self._default_expert()]
+
+    def _default_expert(self) -> base.Classifier:
+        """The tree the experts are when no `expert` is given (hook): the paper's, of the kind `experts` names."""
+        return default_expert(self.experts)
 
     @property
     def router_settings(self) -> dict:
